@@ -1,0 +1,672 @@
+#!/usr/bin/env python
+"""Requests per second of hello-world apps with and without rampup's middleware, in-process.
+
+The app callable is invoked directly in a loop (no server, no sockets), as in
+../shared/bench-peers/mwbench.py: each request gets a fresh shallow copy of a prebuilt
+environ/scope; ASGI ``receive`` returns one ``http.request`` and ``send`` is a no-op; WSGI
+iterates and closes the body. Each framework's variants are timed in the same interleaved rounds:
+
+  a  bare app, no middleware
+  b  rampup middleware, the view reads 0 flags                    (the middleware's own cost)
+  c  rampup, the view reads 5 flags, subject from a valid ``rampup_id`` cookie
+  d  rampup, the view reads 5 flags, subject from the ``X-User-Id`` header
+  e  rampup, the view reads 5 flags, new visitor: an id is minted and set as a cookie (extra)
+
+The 5 flags: a 10 % split, a segment rule (header.x-user-email ends_with @example.com, else a
+10 % split; the request's e-mail is not in it, so the split runs too) and three booleans, read
+through ``rampup.flags``. Flags come from an in-memory mapping (a StaticSource: no watcher
+thread). Every middleware is configured with ``user_header="X-User-Id"``; Flask and Django get a
+SECRET_KEY, so their override reader is on (policy "auto"), as in a real app.
+
+Targets (issue 3 item 8): 0 flags read: ratio >= 0.95 (Starlette), >= 0.98 (Flask, Django);
+5 flags read: at most 5 µs added per request.
+
+Usage: python bench/bench_middleware.py [--rounds 15] [--target 0.3] [--quick]
+           [--frameworks wsgi,flask,django,starlette] [--breakdown] [--profile FRAMEWORK]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import importlib.util
+import io
+import os
+import pstats
+import sys
+import time
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _harness as h
+
+import rampup
+from rampup import flags
+
+ANON_ID = "3f2a9c4e8b1d4a6f9e0c7b5a2d8e1f40"
+USER_ID = "user-00042-deadbeef"
+EMAIL = "u42@other.org"  # not in the segment: the segment rule falls through to its split
+SECRET = "bench-secret-key-not-for-production"
+BODY = b"Hello, world!"
+
+FLAGS: dict[str, Any] = {
+    "segments": {
+        "staff": {
+            "conditions": [
+                {"attribute": "header.x-user-email", "op": "ends_with", "value": "@example.com"}
+            ]
+        }
+    },
+    "flags": {
+        "split-10": {"rules": [{"split": {"on": 10, "off": 90}}]},
+        "staff-else-10": {
+            "rules": [{"segments": ["staff"], "serve": "on"}, {"split": {"on": 10, "off": 90}}]
+        },
+        "bool-on": {"default": "on"},
+        "bool-off": {"default": "off"},
+        "bool-on-2": {"default": "on"},
+    },
+}
+READ = tuple(FLAGS["flags"])
+EXPECTED_BOOLS = {"bool-on": True, "bool-off": False, "bool-on-2": True}
+OPTIONS: dict[str, Any] = {"user_header": "X-User-Id"}
+
+LABELS = {
+    "a": "bare app",
+    "b": "rampup, 0 flags read",
+    "c": "rampup, 5 flags, cookie id",
+    "d": "rampup, 5 flags, X-User-Id",
+    "e": "rampup, 5 flags, new visitor (extra)",
+}
+# which request each variant sends
+REQUEST_OF = {"a": "cookie", "b": "cookie", "c": "cookie", "d": "header", "e": "new"}
+RATIO_TARGET = {"starlette": 0.95, "flask": 0.98, "django": 0.98}
+ADDED_TARGET_US = 5.0
+
+
+def read_five() -> None:
+    enabled = flags.enabled
+    for key in READ:
+        enabled(key)
+
+
+def request_headers(kind: str) -> list[tuple[str, str]]:
+    hdrs = [
+        ("Host", "127.0.0.1:8000"),
+        ("User-Agent", "bench"),
+        ("Accept", "*/*"),
+        ("X-User-Email", EMAIL),
+    ]
+    if kind == "cookie":
+        hdrs.append(("Cookie", f"theme=dark; rampup_id={ANON_ID}; _ga=GA1.1.123.456"))
+    elif kind == "header":
+        hdrs.append(("X-User-Id", USER_ID))
+    return hdrs
+
+
+# ---------------------------------------------------------------------------------------------
+# WSGI (plain, Flask, Django)
+
+
+def environ_for(kind: str) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in request_headers(kind):
+        env["HTTP_" + name.upper().replace("-", "_")] = value
+    return env
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    return None
+
+
+def wsgi_runner(app: Callable[..., Any], env0: dict[str, Any]) -> Callable[[int], float]:
+    def run(n: int) -> float:
+        sr = _start_response
+        t0 = time.perf_counter()
+        for _ in range(n):
+            it = app(dict(env0), sr)
+            for _chunk in it:
+                pass
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        return time.perf_counter() - t0
+
+    return run
+
+
+class _Recording(dict[str, Any]):
+    """An environ/scope that remembers the Flags rampup stored in it (the middleware removes
+    it again when the request ends, to leave no reference cycle)."""
+
+    seen: Any = None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key == "rampup.flags":
+            self.seen = value
+        super().__setitem__(key, value)
+
+
+def wsgi_call(app: Callable[..., Any], env: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    env = _Recording(env)
+
+    def sr(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        out["status"], out["headers"] = int(status[:3]), headers
+
+    it = app(env, sr)
+    out["body"] = b"".join(it)
+    if hasattr(it, "close"):
+        it.close()
+    out["flags"] = env.seen
+    return out
+
+
+def plain_wsgi_apps() -> tuple[dict[str, Any], str]:
+    from rampup.wsgi import RampupMiddleware
+
+    def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(BODY)))],
+        )
+        return [BODY]
+
+    def hello5(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        read_five()
+        return hello(environ, start_response)
+
+    def mw(app: Any) -> Any:
+        return RampupMiddleware(app, flags=FLAGS, **OPTIONS)
+
+    apps = {"a": hello, "b": mw(hello), "c": mw(hello5), "d": mw(hello5), "e": mw(hello5)}
+    return apps, "rampup.wsgi.RampupMiddleware(app, flags=..., user_header=...)"
+
+
+def flask_apps() -> tuple[dict[str, Any], str]:
+    from flask import Flask
+
+    has_ext = importlib.util.find_spec("rampup.flask") is not None
+
+    def make(reads: bool, with_rampup: bool) -> Any:
+        app = Flask(__name__)
+        app.config["SECRET_KEY"] = SECRET
+
+        @app.get("/")
+        def hello() -> Any:
+            if reads:
+                read_five()
+            return BODY.decode(), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+        if with_rampup:
+            if has_ext:
+                from rampup.flask import Rampup
+
+                Rampup(app, flags=FLAGS, **OPTIONS)
+            else:
+                from rampup.wsgi import RampupMiddleware
+
+                app.wsgi_app = RampupMiddleware(app.wsgi_app, flags=FLAGS, **OPTIONS)
+        return app
+
+    apps = {
+        "a": make(False, False),
+        "b": make(False, True),
+        "c": make(True, True),
+        "d": make(True, True),
+        "e": make(True, True),
+    }
+    how = (
+        "rampup.flask.Rampup(app, flags=..., user_header=...)"
+        if has_ext
+        else "rampup.wsgi.RampupMiddleware around app.wsgi_app (rampup.flask not found)"
+    )
+    return apps, how
+
+
+def django_apps() -> tuple[dict[str, Any], str]:
+    if importlib.util.find_spec("rampup.django") is None:
+        raise ImportError("src/rampup/django does not exist yet")
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY=SECRET,
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=[],
+        INSTALLED_APPS=[],
+        USE_TZ=True,
+        USE_I18N=False,
+        DATABASES={},
+        LOGGING_CONFIG=None,
+        RAMPUP={"FLAGS": FLAGS, **{k.upper(): v for k, v in OPTIONS.items()}},
+    )
+    django.setup()
+    globals()["urlpatterns"] = _django_views()
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.utils import override_settings
+
+    def handler(middleware: list[str]) -> Any:
+        with override_settings(MIDDLEWARE=middleware):
+            return WSGIHandler()
+
+    mw = ["rampup.django.RampupMiddleware"]
+    apps = {
+        "a": handler([]),
+        "b": handler(mw),
+        "c": handler(mw),
+        "d": handler(mw),
+        "e": handler(mw),
+    }
+    return apps, '"rampup.django.RampupMiddleware" in MIDDLEWARE, RAMPUP = {...}'
+
+
+# Django's URLconf: this module. The 5-flag variants request /five, which Django tries after
+# "" (one failed route comparison more than the bare app: counted against rampup).
+def _django_views() -> list[Any]:
+    from django.http import HttpResponse
+    from django.urls import path
+
+    def hello(request: Any) -> Any:
+        return HttpResponse(BODY, content_type="text/plain; charset=utf-8")
+
+    def hello5(request: Any) -> Any:
+        read_five()
+        return HttpResponse(BODY, content_type="text/plain; charset=utf-8")
+
+    return [path("", hello), path("five", hello5)]
+
+
+def wsgi_environs(framework: str) -> dict[str, dict[str, Any]]:
+    out = {}
+    for v, kind in REQUEST_OF.items():
+        env = environ_for(kind)
+        if framework == "django" and v in "cde":
+            env["PATH_INFO"] = "/five"
+        out[v] = env
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# ASGI (Starlette)
+
+_REQ = {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _receive() -> dict[str, Any]:
+    return _REQ
+
+
+async def _send(message: Any) -> None:
+    return None
+
+
+def scope_for(kind: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request_headers(kind)
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+def starlette_apps() -> tuple[dict[str, Any], str]:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from rampup.asgi import RampupMiddleware
+
+    async def hello(request: Any) -> Any:
+        return PlainTextResponse(BODY.decode())
+
+    async def hello5(request: Any) -> Any:
+        read_five()
+        return PlainTextResponse(BODY.decode())
+
+    def make(view: Any, with_rampup: bool) -> Any:
+        app = Starlette(routes=[Route("/", view)])
+        if with_rampup:
+            app.add_middleware(RampupMiddleware, flags=FLAGS, **OPTIONS)
+        return app
+
+    apps = {
+        "a": make(hello, False),
+        "b": make(hello, True),
+        "c": make(hello5, True),
+        "d": make(hello5, True),
+        "e": make(hello5, True),
+    }
+    return apps, "app.add_middleware(rampup.asgi.RampupMiddleware, flags=..., user_header=...)"
+
+
+def asgi_runner(app: Any, scope0: dict[str, Any]) -> Callable[[int], Any]:
+    async def arun(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await app(dict(scope0), _receive, _send)
+        return time.perf_counter() - t0
+
+    return arun
+
+
+async def asgi_call(app: Any, scope: dict[str, Any]) -> dict[str, Any]:
+    msgs: list[dict[str, Any]] = []
+    scope = _Recording(scope)
+
+    async def send(m: Any) -> None:
+        msgs.append(m)
+
+    await app(scope, _receive, send)
+    start = next(m for m in msgs if m["type"] == "http.response.start")
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", [])]
+    body = b"".join(m.get("body", b"") for m in msgs if m["type"] == "http.response.body")
+    return {
+        "status": start["status"],
+        "headers": headers,
+        "body": body,
+        "flags": scope.seen,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+FRAMEWORKS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
+    "wsgi": plain_wsgi_apps,
+    "flask": flask_apps,
+    "django": django_apps,
+    "starlette": starlette_apps,
+}
+
+
+class CheckFailed(AssertionError):
+    """A variant did not answer or decide as expected: its numbers would mean nothing."""
+
+
+def _require(ok: Any, where: str, *detail: Any) -> None:
+    if not ok:
+        raise CheckFailed(where, *detail)
+
+
+def check(framework: str, variant: str, res: dict[str, Any]) -> None:
+    """Every variant answers 200 Hello, world!; rampup variants decided what they should."""
+    where = f"{framework}/{variant}"
+    _require(res["status"] == 200, where, res["status"])
+    _require(res["body"] == BODY, where, res["body"])
+    f = res["flags"]
+    if variant == "a":
+        _require(f is None, where, "bare app has rampup.flags")
+        return
+    _require(f is not None, where, "no rampup.flags in environ/scope")
+    if variant == "b":
+        _require(not f.decisions, where, f.decisions)
+        return
+    _require(list(f.decisions) == list(READ), where, list(f.decisions))
+    for key, want in EXPECTED_BOOLS.items():
+        _require(f.decisions[key].value is want, where, key, f.decisions[key])
+    cookies = [
+        v.strip() for k, v in res["headers"] if k.lower() == "set-cookie" and "rampup_id=" in v
+    ]
+    want_key = {"c": ANON_ID, "d": USER_ID}.get(variant, f.minted)
+    _require(want_key is not None, where, "no id minted for a new visitor")
+    _require(f.subject.key == want_key, where, f.subject.key, want_key)
+    if variant == "e":
+        _require(cookies, where, "minted id not set as a cookie")
+        _require(cookies[0].startswith(f"rampup_id={f.minted}"), where, cookies)
+    else:
+        _require(not cookies, where, "a cookie was set for a known subject", cookies)
+
+
+def requests_for(framework: str) -> dict[str, dict[str, Any]]:
+    if framework == "starlette":
+        return {v: scope_for(kind) for v, kind in REQUEST_OF.items()}
+    return wsgi_environs(framework)
+
+
+def measure(framework: str, args: argparse.Namespace) -> dict[str, dict[str, float]] | None:
+    try:
+        apps, how = FRAMEWORKS[framework]()
+    except ImportError as exc:
+        print(f"\n## {framework}: SKIPPED ({exc})")
+        return None
+    reqs = requests_for(framework)
+    for v, app in apps.items():
+        if framework == "starlette":
+            res = asyncio.run(asgi_call(app, dict(reqs[v])))
+        else:
+            res = wsgi_call(app, dict(reqs[v]))
+        check(framework, v, res)
+    f = (
+        asyncio.run(asgi_call(apps["c"], dict(reqs["c"])))
+        if framework == "starlette"
+        else wsgi_call(apps["c"], dict(reqs["c"]))
+    )["flags"]
+    reader = f.runtime.overrides
+    print(f"\n## {framework}: {how}")
+    print(
+        f"   override reader: {'on (' + type(reader).__name__ + ')' if reader else 'off'}; "
+        "responses checked (200, body, subject key, decisions, Set-Cookie only for e)"
+    )
+    h.log(f"timing {framework}: {len(apps)} variants x {args.rounds} rounds...")
+    if framework == "starlette":
+        samples = h.run_async(
+            {v: asgi_runner(app, reqs[v]) for v, app in apps.items()}, args.rounds, args.target
+        )
+    else:
+        samples = h.run_sync(
+            {v: wsgi_runner(app, reqs[v]) for v, app in apps.items()}, args.rounds, args.target
+        )
+    return h.summarize_rps(samples, "a")
+
+
+def report(framework: str, summary: dict[str, dict[str, float]], misses: list[str]) -> None:
+    print(
+        "\n| variant | req/s | µs/req | ratio vs a | min-max ratio | added µs/req | target "
+        "| verdict |"
+    )
+    print("|---|---:|---:|---:|---|---:|---|---|")
+    for v, d in summary.items():
+        target = verdict = ""
+        if v == "b" and framework in RATIO_TARGET:
+            want = RATIO_TARGET[framework]
+            target = f"ratio >= {want}"
+            verdict = "PASS" if d["ratio"] >= want else "MISS"
+        elif v in "cd":
+            target = f"<= {ADDED_TARGET_US:.0f} µs added"
+            verdict = "PASS" if d["added_us"] <= ADDED_TARGET_US else "MISS"
+        elif v == "b":
+            target = "(no ratio target: bare app is ~1 µs)"
+        if verdict == "MISS":
+            misses.append(
+                f"{framework} {v} ({LABELS[v]}): ratio {d['ratio']:.3f}, +{d['added_us']:.2f} µs"
+            )
+        print(
+            f"| {v}: {LABELS[v]} | {d['median_rps']:,.0f} | {d['us_per_req']:.2f} | "
+            f"{d['ratio']:.3f} | {d['ratio_min']:.3f}-{d['ratio_max']:.3f} | "
+            f"{d['added_us']:+.2f} | {target} | {verdict} |"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# --breakdown: what each part of the WSGI middleware costs per request (timeit, GC on)
+
+
+def _per_call_us(stmt: Callable[[], Any], target_s: float) -> float:
+    t = timeit.Timer(stmt, setup="gc.enable()", globals={"gc": __import__("gc")})
+    n = max(1000, int(1000 * target_s / t.timeit(1000)))
+    return min(t.repeat(5, n)) / n * 1e6
+
+
+def breakdown(target_s: float) -> None:
+    from rampup.context import _current
+    from rampup.wsgi import RampupMiddleware, WSGIView
+
+    env0 = environ_for("cookie")
+
+    def noop_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [])
+        return []
+
+    mw = RampupMiddleware(noop_app, flags=FLAGS, **OPTIONS)
+    runtime = mw.runtime
+    secret_mw = RampupMiddleware(noop_app, flags=FLAGS, override_secret=SECRET, **OPTIONS)
+
+    def call(app: Any) -> Callable[[], None]:
+        def go() -> None:
+            it = app(dict(env0), _start_response)
+            for _ in it:
+                pass
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+        return go
+
+    def opened() -> Any:
+        return runtime.open(WSGIView(dict(env0)), env0)
+
+    def decide_all(f: Any) -> None:
+        for key in READ:
+            f.enabled(key)
+
+    def five_reads() -> None:
+        decide_all(opened())
+
+    def five_reads_secret() -> None:
+        decide_all(secret_mw.runtime.open(WSGIView(dict(env0)), env0))
+
+    def resolve() -> None:
+        opened()._resolve()
+
+    def cookie_parse() -> None:
+        WSGIView(dict(env0)).cookie("rampup_id")
+
+    snap = runtime.source.snapshot
+    subject = opened().subject
+
+    def evaluate_five() -> None:
+        ev = snap.evaluate
+        for key in READ:
+            ev(key, subject)
+
+    def ctx() -> None:
+        _current.reset(_current.set(None))
+
+    def headers_none() -> None:
+        runtime.response_headers(opened())
+
+    rows = [
+        ("dict(environ) copy (the harness, every variant)", lambda: dict(env0)),
+        ("bare no-op WSGI app call + iterate", call(noop_app)),
+        ("RampupMiddleware around the no-op app (0 flags read)", call(mw)),
+        ("  WSGIView(environ)", lambda: WSGIView(env0)),
+        ("  runtime.open(view) -> RequestFlags", opened),
+        ("  ContextVar set + reset", ctx),
+        ("  runtime.response_headers(f), nothing read", headers_none),
+        ("open + resolve subject (cookie id)", resolve),
+        ("  WSGIView.cookie(): parse the Cookie header", cookie_parse),
+        ("open + 5 flag reads (Flags.enabled)", five_reads),
+        ("open + 5 flag reads, override reader on (secret set)", five_reads_secret),
+        ("5 x snapshot.evaluate, subject prebuilt", evaluate_five),
+    ]
+    print("\n## breakdown: rampup.wsgi.RampupMiddleware, per request (best of 5, GC on)")
+    print("| part | µs |")
+    print("|---|---:|")
+    for label, fn in rows:
+        print(f"| {label} | {_per_call_us(fn, target_s):.2f} |")
+
+
+def profile(framework: str, n: int) -> None:
+    apps, _ = FRAMEWORKS[framework]()
+    reqs = requests_for(framework)
+    app, req = apps["c"], reqs["c"]
+    pr = cProfile.Profile()
+    if framework == "starlette":
+        run = asgi_runner(app, req)
+        asyncio.run(run(200))
+        pr.enable()
+        asyncio.run(run(n))
+    else:
+        run_sync = wsgi_runner(app, req)
+        run_sync(200)
+        pr.enable()
+        run_sync(n)
+    pr.disable()
+    print(f"\n## cProfile: {framework} variant c ({LABELS['c']}), {n:,} requests, by own time")
+    pstats.Stats(pr, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    ap.add_argument("--target", type=float, default=0.3, help="seconds per variant per round")
+    ap.add_argument("--quick", action="store_true", help="3 rounds of 0.05 s: validates, noisy")
+    ap.add_argument("--frameworks", default="wsgi,flask,django,starlette")
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time the parts of the WSGI middleware one by one",
+    )
+    ap.add_argument(
+        "--profile",
+        metavar="FRAMEWORK",
+        help="instead of timing, cProfile 20,000 requests of variant c",
+    )
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.target = 3, 0.05
+    if args.profile:
+        profile(args.profile, 20_000)
+        return 0
+
+    print(f"rampup {rampup.__version__} bench_middleware: {h.machine_line()}")
+    print(f"{args.rounds} rounds, ~{args.target}s per variant per round, in-process")
+    misses: list[str] = []
+    for fw in [f.strip() for f in args.frameworks.split(",") if f.strip()]:
+        if fw not in FRAMEWORKS:
+            ap.error(f"unknown framework {fw!r}; known: {', '.join(FRAMEWORKS)}")
+        summary = measure(fw, args)
+        if summary is not None:
+            report(fw, summary, misses)
+    if args.breakdown:
+        breakdown(args.target)
+    print(f"\nsummary: {len(misses)} target(s) missed" + "".join(f"\n  MISS {m}" for m in misses))
+    if args.quick:
+        print("(--quick: 3 short rounds; fine to validate the script, too noisy to quote)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""A tiny shop showing rampup in Django: middleware, a flag in a view, a template tag, a guard."""

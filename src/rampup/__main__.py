@@ -1,0 +1,9 @@
+"""``python -m rampup``: the same as the ``rampup`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

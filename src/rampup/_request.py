@@ -1,0 +1,317 @@
+"""What every adapter shares: open a request (Flags over the current snapshot and a request
+view), and close it (the headers to add, the outcome to report).
+
+Adapters translate their framework's request into a :class:`~rampup.subject.RequestView` and
+call :meth:`Runtime.open` / :meth:`Runtime.response_headers` / :meth:`Runtime.finish`. They
+decide nothing themselves. Nothing here raises into the host app: failures are logged and the
+request goes on with defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .context import Flags, Listener
+from .model import Reason, Subject
+from .sources import Source, as_source
+from .subject import (
+    RequestAttributes,
+    RequestView,
+    clean_key,
+    mint_anonymous_id,
+    subject_from,
+    valid_anonymous_id,
+)
+
+__all__ = ["RequestFlags", "RequestListener", "Runtime", "Settings"]
+
+log = logging.getLogger("rampup")
+
+#: Two years, like most analytics ids: long enough that a visitor keeps their bucket.
+DEFAULT_MAX_AGE = 2 * 365 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Options shared by every adapter (Flask reads them from ``RAMPUP_<NAME>``, Django from
+    ``RAMPUP = {...}``, ASGI/WSGI from keyword arguments)."""
+
+    #: header carrying the user id (only behind a gateway that sets it), e.g. ``X-User-Id``
+    user_header: str | None = None
+    #: cookie carrying the user id
+    user_cookie: str | None = None
+    #: callback given the framework request; returns a key, a Subject, a mapping or None
+    user: Callable[[Any], Any] | None = None
+    #: anonymous id cookie: name, domain, path, max age, Secure (None: on https only), SameSite
+    cookie_name: str = "rampup_id"
+    cookie_domain: str | None = None
+    cookie_path: str = "/"
+    cookie_max_age: int = DEFAULT_MAX_AGE
+    cookie_secure: bool | None = None
+    cookie_samesite: str = "Lax"
+    #: QA override policy (see rampup.overrides): "auto" (signed when a secret is available,
+    #: unsigned too in debug mode; off with neither), "off", "signed", "open"
+    overrides: str = "auto"
+    #: secret(s) signing overrides; several for rotation (the first signs, all verify)
+    override_secret: str | tuple[str, ...] | None = None
+    #: the framework's own secret (Flask/Django SECRET_KEY), used when override_secret is unset
+    framework_secret: str | None = None
+    override_header: str = "X-Rampup-Override"
+    override_cookie: str = "rampup_override"
+    #: opt-in query parameter that sets or clears the override cookie (None: off)
+    override_query_param: str | None = None
+    #: response header listing overrides served/refused (debug, or an authorized tester)
+    override_report_header: str = "X-Rampup-Overrides"
+    #: also read overrides from incoming W3C baggage (``rampup.override``), under the same policy
+    override_baggage: bool = False
+    #: the app runs in debug mode (adapters fill it from the framework when not given)
+    debug: bool | None = None
+    #: listeners told of each decision and request (telemetry is one)
+    listeners: tuple[Listener, ...] = ()
+    #: watch the flag file and reload it when it changes
+    watch: bool = True
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], where: str = "options") -> Settings:
+        """Build from a mapping, rejecting unknown names with the list of known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(
+                f"rampup: unknown {where} {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        values = dict(options)
+        if "listeners" in values:
+            values["listeners"] = tuple(values["listeners"] or ())
+        policy = values.get("overrides", "auto")
+        if policy not in ("auto", "off", "signed", "open"):
+            raise ValueError(
+                f"rampup: overrides={policy!r}; expected one of 'auto', 'off', 'signed', 'open'"
+            )
+        return cls(**values)
+
+
+class RequestListener(Listener, Protocol):
+    """**Protocol:** a listener that also wants to know when requests start and end."""
+
+    def on_request_start(self, flags: RequestFlags) -> None:
+        """A request began (no flag read yet)."""
+
+    def on_request_end(
+        self, flags: RequestFlags, status: int | None, error: BaseException | None
+    ) -> None:
+        """The response was sent (``status``) or the app raised ``error``."""
+
+
+class Runtime:
+    """What one middleware instance holds; long-lived and shared by all its requests."""
+
+    __slots__ = (
+        "_cookie_attrs",
+        "_ends",
+        "_starts",
+        "eager_headers",
+        "listeners",
+        "needs_end",
+        "overrides",
+        "settings",
+        "source",
+        "timed",
+    )
+
+    def __init__(self, flags: Any, settings: Settings, request_overrides: Any = None) -> None:
+        self.source: Source = as_source(flags, watch=settings.watch)
+        self.settings = settings
+        self._starts = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_start"))
+        self._ends = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_end"))
+        attrs = [
+            f"Path={settings.cookie_path}",
+            f"Max-Age={settings.cookie_max_age}",
+            "HttpOnly",
+            f"SameSite={settings.cookie_samesite}",
+        ]
+        if settings.cookie_domain:
+            attrs.append(f"Domain={settings.cookie_domain}")
+        self._cookie_attrs = "; ".join(attrs)
+        #: reads overrides from a request; see rampup.overrides (None: overrides off)
+        self.overrides = request_overrides
+        #: every listener, in the order given
+        self.listeners: tuple[Listener, ...] = settings.listeners
+        #: an adapter must report the end of each request (status, error) to listeners
+        self.needs_end = bool(self._ends)
+        #: requests are timed (perf_counter at open) for listeners
+        self.timed = bool(self._starts or self._ends)
+        #: response headers may be due even when no flag was read (overrides in debug, or the
+        #: query parameter that sets the override cookie)
+        self.eager_headers = bool(getattr(request_overrides, "eager", False))
+
+    def learn_debug(self, debug: bool) -> None:
+        """Set debug mode once the adapter learns it from the app (Starlette's ``app.debug``
+        is only visible in the first request's scope). Only when it was not configured."""
+        if self.settings.debug is not None:
+            return
+        from .overrides import reader_for
+
+        self.settings = dataclasses.replace(self.settings, debug=debug)
+        self.overrides = reader_for(self.settings)
+        self.eager_headers = bool(getattr(self.overrides, "eager", False))
+
+    def open(self, request: Any, view: Callable[[Any], RequestView] | RequestView) -> RequestFlags:
+        """A Flags for one request over the current snapshot; evaluates nothing yet.
+
+        ``view`` is the adapter's RequestView class (built from ``request`` only if a flag
+        needs the request) or a ready view.
+        """
+        f = RequestFlags(self, request, view)
+        if not self._starts:
+            return f
+        for lst in self._starts:
+            try:
+                lst.on_request_start(f)
+            except Exception:
+                log.exception("rampup: listener %r failed at request start", lst)
+        return f
+
+    def has_headers(self, f: RequestFlags) -> bool:
+        """Cheap test, per response: may :meth:`response_headers` return anything?"""
+        return f.minted is not None or f.override_state is not None or self.eager_headers
+
+    def response_headers(self, f: RequestFlags) -> list[tuple[str, str]]:
+        """Headers to add to the response: the anonymous id cookie if one was minted and used,
+        and the override report where it may be shown."""
+        out: list[tuple[str, str]] = []
+        try:
+            if f.minted is not None and f.used_key:
+                secure = self.settings.cookie_secure
+                if secure is None:
+                    secure = f.view.scheme == "https"
+                cookie = f"{self.settings.cookie_name}={f.minted}; {self._cookie_attrs}"
+                out.append(("Set-Cookie", cookie + "; Secure" if secure else cookie))
+            reader = self.overrides
+            # Only requests that read a flag have override state; the reader is `eager` when
+            # it must look anyway (debug mode, or the query parameter that sets the cookie).
+            if reader is not None and (f.override_state is not None or reader.eager):
+                out.extend(reader.response_headers(f))
+        except Exception:
+            log.exception("rampup: computing response headers failed; sending none")
+        return out
+
+    def finish(self, f: RequestFlags, status: int | None, error: BaseException | None) -> None:
+        """Tell listeners the request ended. Never raises."""
+        for lst in self._ends:
+            try:
+                lst.on_request_end(f, status, error)
+            except Exception:
+                log.exception("rampup: listener %r failed at request end", lst)
+
+
+class RequestFlags(Flags):
+    """The :class:`~rampup.Flags` of one HTTP request: subject and overrides come from it."""
+
+    __slots__ = (
+        "_view",
+        "minted",
+        "override_state",
+        "request",
+        "runtime",
+        "started",
+        "state",
+    )
+
+    def __init__(
+        self, runtime: Runtime, request: Any, view: Callable[[Any], RequestView] | RequestView
+    ) -> None:
+        # Not calling Flags.__init__: this runs on every request, so it sets only what it must.
+        self.runtime = runtime
+        self.snapshot = runtime.source.snapshot
+        self.listeners = runtime.listeners
+        self.request = request
+        self._view = view
+        self._decisions = {}
+        self._subject = None
+        #: a freshly minted anonymous id, to be set as a cookie if a split used it
+        self.minted: str | None = None
+        #: what rampup.overrides parsed from this request (None until a flag is read)
+        self.override_state: Any = None
+        #: per-request scratch space for listeners (e.g. the span telemetry captured)
+        self.state: dict[str, Any] | None = None
+        self.started = time.perf_counter() if runtime.timed else 0.0
+
+    @property
+    def view(self) -> RequestView:
+        """The read-only view of the request, built on first use."""
+        v = self._view
+        if isinstance(v, type):
+            v = self._view = v(self.request)
+        return v  # type: ignore[return-value]
+
+    @property
+    def used_key(self) -> bool:
+        """True when a decision depended on the subject key (a split), so the anonymous id
+        must persist for the visitor to stay in their bucket."""
+        return any(d.reason is Reason.SPLIT for d in self._decisions.values())
+
+    def identify(self, key: Any, attributes: Mapping[str, Any] | None = None) -> bool:
+        """Set this request's subject explicitly (e.g. from a FastAPI dependency or after
+        login). Ignored, with a warning, once a flag was decided, so that one request never
+        sees two variants of a flag. Returns True if applied."""
+        if self._decisions:
+            log.warning("rampup: identify() after flags were read in this request; ignored")
+            return False
+        self._subject = Subject(clean_key(key), RequestAttributes(self.view, attributes))
+        if self._subject.key is None:
+            self._subject = None
+            return False
+        return True
+
+    def _resolve(self) -> Subject:
+        try:
+            s = self._resolve_subject()
+        except Exception:
+            log.exception("rampup: resolving the request's subject failed; using an anonymous id")
+            s = Subject(self._anonymous_id(), RequestAttributes(self.view))
+        self._subject = s
+        return s
+
+    def _resolve_subject(self) -> Subject:
+        settings = self.runtime.settings
+        view = self.view
+        key: str | None = None
+        if settings.user_header:
+            key = clean_key(view.header(settings.user_header))
+        if key is None and settings.user_cookie:
+            key = clean_key(view.cookie(settings.user_cookie))
+        if key is not None:
+            return Subject(key, RequestAttributes(view))
+        if settings.user is not None:
+            s = subject_from(settings.user(self.request), view)
+            if s is not None:
+                return s if s.key is not None else Subject(self._anonymous_id(), s.attributes)
+        return Subject(self._anonymous_id(), RequestAttributes(view))
+
+    def _anonymous_id(self) -> str:
+        existing = self.view.cookie(self.runtime.settings.cookie_name)
+        if valid_anonymous_id(existing):
+            assert existing is not None
+            return existing
+        self.minted = mint_anonymous_id()
+        return self.minted
+
+    def override_for(self, key: str) -> str | None:
+        state = self.override_state
+        if state is None:
+            reader = self.runtime.overrides
+            if reader is None:
+                return None
+            try:
+                state = self.override_state = reader.read(self)
+            except Exception:
+                log.exception("rampup: reading overrides failed; ignoring them")
+                return None
+        return state.variant_for(key)  # type: ignore[no-any-return]

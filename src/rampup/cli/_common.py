@@ -1,0 +1,71 @@
+"""Helpers shared by CLI commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from ..config import load
+from ..engine import Snapshot
+from ..model import Decision, Subject
+from . import CommandError
+
+__all__ = ["decision_dict", "emit_json", "load_file", "parse_at", "parse_attrs"]
+
+
+def parse_at(text: str | None) -> float | None:
+    """``--at`` as epoch seconds; a time without a zone (or a bare date) is UTC, like the file."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(f"--at expects an ISO 8601 time, got {text!r}", 2) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def load_file(path: str) -> Snapshot:
+    """Load a flag file; ConfigError propagates (main prints it, exit 1)."""
+    return load(path)
+
+
+def parse_attrs(pairs: list[str] | None) -> dict[str, Any]:
+    """``["plan=pro", "beta=true", "age=42"]`` -> attributes, typed like JSON scalars."""
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise CommandError(f"--attr expects NAME=VALUE, got {pair!r}", code=2)
+        try:
+            value: Any = json.loads(raw)
+            if not isinstance(value, str | int | float | bool):
+                value = raw
+        except ValueError:
+            value = raw
+        out[name] = value
+    return out
+
+
+def decision_dict(d: Decision) -> dict[str, Any]:
+    """A Decision as JSON-ready data."""
+    return {
+        "flag": d.key,
+        "variant": d.variant,
+        "value": d.value,
+        "reason": d.reason.value,
+        "rule_index": d.rule_index,
+        "detail": d.detail or None,
+    }
+
+
+def emit_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def subject_of(key: str | None, attrs: dict[str, Any]) -> Subject:
+    return Subject(key, attrs)

@@ -1,0 +1,62 @@
+"""``rampup check FILE``: validate a flag file; exit 1 listing every located problem."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import load
+from ..errors import ConfigError
+from ._common import emit_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "check",
+        help="validate a flag file",
+        description="Validate a flag file. Exit 0 if valid, 1 listing every problem.",
+    )
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        snapshot = load(args.file)
+    except ConfigError as exc:
+        if args.json:
+            emit_json(
+                {
+                    "ok": False,
+                    "problems": [
+                        {
+                            "file": p.file,
+                            "line": p.line,
+                            "where": p.where,
+                            "message": p.message,
+                            "hint": p.hint or None,
+                        }
+                        for p in exc.problems
+                    ],
+                }
+            )
+            return 1
+        raise
+    killed = sorted(k for k, f in snapshot.flags.items() if f.killed)
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "flags": len(snapshot.flags),
+                "segments": len(snapshot.segments),
+                "killed": killed,
+            }
+        )
+    else:
+        print(
+            f"{args.file}: OK ({len(snapshot.flags)} flags, {len(snapshot.segments)} segments"
+            + (f"; killed: {', '.join(killed)}" if killed else "")
+            + ")"
+        )
+    return 0

@@ -1,0 +1,263 @@
+"""The per-request :class:`Flags` object and the ``rampup.flags`` proxy over a ContextVar.
+
+A Flags object is created per request over one snapshot. It evaluates nothing until a view
+reads a flag, decides each flag at most once (so a request never sees two variants of one flag,
+even if the file is reloaded meanwhile), and never raises out of a read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from typing import Any, Protocol
+
+from .engine import Snapshot, unknown_flag
+from .errors import UnboundFlagsError
+from .model import Decision, Reason, Subject
+
+__all__ = ["Flags", "Listener", "bind", "current", "flags"]
+
+log = logging.getLogger("rampup")
+
+_NOBODY = Subject(None)
+
+#: Set by :mod:`rampup.testing` while a test forces variants, None otherwise: given (snapshot,
+#: key), the forced Decision or None. A single global read per decision when unset.
+_testing_hook: Callable[[Snapshot, str], Decision | None] | None = None
+
+
+class Listener(Protocol):
+    """**Protocol:** told about every decision a request makes (telemetry is one).
+
+    Listener calls are wrapped: an exception is logged and never reaches the app.
+    """
+
+    def on_decision(self, flags: Flags, decision: Decision) -> None:
+        """Called once per flag per request, right after it was decided."""
+
+
+class Flags:
+    """Lazy, memoized flag decisions for one request (or one subject) over one snapshot.
+
+    ``subject`` may be a :class:`Subject` or a zero-argument callable that builds one on first
+    use. Adapters create these for you; build one yourself for background jobs::
+
+        Flags(snapshot, Subject("user-42", {"plan": "pro"})).enabled("new-checkout")
+    """
+
+    __slots__ = ("_decisions", "_subject", "_subject_fn", "listeners", "snapshot")
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        subject: Subject | Callable[[], Subject] | None = None,
+        listeners: tuple[Listener, ...] = (),
+    ) -> None:
+        self.snapshot = snapshot
+        self.listeners = listeners
+        self._decisions: dict[str, Decision] = {}
+        if subject is None or isinstance(subject, Subject):
+            self._subject: Subject | None = subject or _NOBODY
+            self._subject_fn: Callable[[], Subject] | None = None
+        else:
+            self._subject = None
+            self._subject_fn = subject
+
+    # -- reading flags ---------------------------------------------------------------------
+    def decision(self, key: str) -> Decision:
+        """The full :class:`Decision` for ``key`` (variant, value, reason, rule index)."""
+        d = self._decisions.get(key)
+        return d if d is not None else self._decide(key)
+
+    def enabled(self, key: str) -> bool:
+        """True when ``key`` serves a truthy value (``on`` for boolean flags)."""
+        d = self._decisions.get(key)
+        return bool((d if d is not None else self._decide(key)).value)
+
+    def variant(self, key: str) -> str | None:
+        """The name of the variant served, or None for an unknown flag."""
+        return self.decision(key).variant
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """The value served, or ``default`` for an unknown flag."""
+        d = self.decision(key)
+        return default if d.reason is Reason.UNKNOWN_FLAG else d.value
+
+    def all(self) -> dict[str, Any]:
+        """Every flag's value for this subject (decides any not read yet), e.g. for a front end."""
+        return {key: self.decision(key).value for key in self.snapshot.flags}
+
+    @property
+    def subject(self) -> Subject:
+        """The subject of this request, resolved on first use."""
+        s = self._subject
+        return s if s is not None else self._resolve()
+
+    @property
+    def decisions(self) -> Mapping[str, Decision]:
+        """The decisions made so far in this request, in the order they were made."""
+        return self._decisions
+
+    # -- internals -------------------------------------------------------------------------
+    def override_for(self, key: str) -> str | None:
+        """The forced variant for ``key``; adapters that read overrides replace this."""
+        return None
+
+    def _resolve(self) -> Subject:
+        fn = self._subject_fn
+        try:
+            s = fn() if fn is not None else _NOBODY
+        except Exception:
+            log.exception(
+                "rampup: resolving the request's subject failed; treating it as anonymous"
+            )
+            s = _NOBODY
+        self._subject = s
+        return s
+
+    def _decide(self, key: str) -> Decision:
+        snapshot = self.snapshot
+        hook = _testing_hook
+        # Outside the try on purpose: forcing a typo'd flag in a test must fail that test, not
+        # serve a default. The hook is only ever set by rampup.testing.
+        d = hook(snapshot, key) if hook is not None else None
+        if d is None:
+            try:
+                subject = self._subject
+                if subject is None:
+                    subject = self._resolve()
+                forced = self.override_for(key)
+                if forced is None:
+                    # Snapshot.evaluate without its call frame: this is the per-read hot path.
+                    ev = snapshot._evaluators.get(key)
+                    d = unknown_flag(key) if ev is None else ev(subject, None)
+                else:
+                    d = snapshot.evaluate(key, subject, None, forced)
+            except Exception as exc:
+                log.exception("rampup: deciding flag %r failed; serving its default", key)
+                d = snapshot.error_decision(key, exc)
+        self._decisions[key] = d
+        if self.listeners:
+            for listener in self.listeners:
+                try:
+                    listener.on_decision(self, d)
+                except Exception:
+                    log.exception("rampup: listener %r failed", listener)
+        return d
+
+    def __repr__(self) -> str:
+        return f"<Flags decided={list(self._decisions)} over {self.snapshot.origin!r}>"
+
+
+_current: ContextVar[Flags] = ContextVar("rampup.flags")
+_get = _current.get
+
+_UNBOUND = (
+    "rampup.flags was used outside a request. Add the middleware for your framework "
+    "(rampup.flask.Rampup, rampup.django.RampupMiddleware, rampup.asgi.RampupMiddleware or "
+    "rampup.wsgi.RampupMiddleware), or outside a request build Flags(snapshot, subject) "
+    "yourself, or in tests use `with rampup.testing.bound_flags(...)`."
+)
+
+
+#: Where else an adapter can find the request's Flags when the ContextVar is not set, e.g.
+#: Flask's request context inside ``stream_with_context`` (see ``register_fallback``).
+_fallbacks: list[Callable[[], Flags | None]] = []
+
+
+def register_fallback(find: Callable[[], Flags | None]) -> None:
+    """Let ``rampup.flags`` ask ``find()`` for the request's Flags when none is bound (used by
+    adapters whose framework keeps its own request context, e.g. Flask). Idempotent."""
+    if find not in _fallbacks:
+        _fallbacks.append(find)
+
+
+def current() -> Flags:
+    """The Flags of the current request; raises :class:`UnboundFlagsError` outside one."""
+    try:
+        return _current.get()
+    except LookupError:
+        for find in _fallbacks:
+            f = find()
+            if f is not None:
+                return f
+        raise UnboundFlagsError(_UNBOUND) from None
+
+
+def bind(f: Flags) -> Token[Flags]:
+    """Make ``f`` the current Flags; pass the token to :func:`unbind` in ``finally``."""
+    return _current.set(f)
+
+
+def unbind(token: Token[Flags]) -> None:
+    """Undo :func:`bind`. A token from another context is a nesting bug, and says so."""
+    try:
+        _current.reset(token)
+    except ValueError as exc:
+        raise RuntimeError(
+            "rampup: request context popped out of order (was a Flags bound in another "
+            "thread or task?)"
+        ) from exc
+
+
+@contextmanager
+def bound(f: Flags) -> Iterator[Flags]:
+    """Bind ``f`` as ``rampup.flags`` for the ``with`` block."""
+    token = _current.set(f)
+    try:
+        yield f
+    finally:
+        unbind(token)
+
+
+class _FlagsProxy:
+    """``rampup.flags``: the current request's :class:`Flags`, wherever you are in it."""
+
+    __slots__ = ()
+
+    def enabled(self, key: str) -> bool:
+        """True when ``key`` serves a truthy value in the current request."""
+        f = _get(None)
+        return (f if f is not None else current()).enabled(key)
+
+    def variant(self, key: str) -> str | None:
+        """The variant of ``key`` served in the current request."""
+        f = _get(None)
+        return (f if f is not None else current()).variant(key)
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` served in the current request."""
+        f = _get(None)
+        return (f if f is not None else current()).value(key, default)
+
+    def decision(self, key: str) -> Decision:
+        """The :class:`Decision` for ``key`` in the current request."""
+        f = _get(None)
+        return (f if f is not None else current()).decision(key)
+
+    def all(self) -> dict[str, Any]:
+        """Every flag's value for the current request."""
+        return current().all()
+
+    @property
+    def subject(self) -> Subject:
+        """The current request's subject."""
+        return current().subject
+
+    @property
+    def bound(self) -> bool:
+        """True inside a request (a Flags is bound)."""
+        try:
+            current()
+        except UnboundFlagsError:
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        f = _current.get(None)
+        return f"<rampup.flags proxy to {f!r}>" if f is not None else "<rampup.flags (unbound)>"
+
+
+flags = _FlagsProxy()

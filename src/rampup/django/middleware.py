@@ -1,0 +1,246 @@
+"""``"rampup.django.RampupMiddleware"`` in ``MIDDLEWARE``: a sync *and* async middleware.
+
+A plain class (no ``MiddlewareMixin``), both ``sync_capable`` and ``async_capable``, so Django
+never adapts it between sync and async under WSGI or ASGI. Per request it builds a
+:class:`~rampup._request.RequestFlags` over a lazy view of ``request.META``, binds it as
+``rampup.flags`` and ``request.flags``, and on the way out sets the anonymous id cookie (only
+if a split used it) and reports the outcome to listeners. It translates; it never decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+from .._request import RequestFlags, Runtime
+from ..context import Flags, _current, unbind
+from ..subject import find_cookie
+from .conf import build_runtime
+
+__all__ = ["META_KEY", "DjangoView", "RampupMiddleware"]
+
+log = logging.getLogger("rampup")
+
+#: where the request's Flags is also stored: ``request.META`` (the WSGI environ under WSGI,
+#: so it is the same key ``rampup.wsgi`` uses, and an outer rampup middleware is reused)
+META_KEY = "rampup.flags"
+#: header values longer than this are not ids or attributes worth comparing; ignored
+MAX_HEADER = 8 * 1024
+_ERROR_ATTR = "_rampup_error"
+
+
+class DjangoView:
+    """A :class:`~rampup.subject.RequestView` over an ``HttpRequest``; reads ``META`` lazily."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+
+    def header(self, name: str) -> str | None:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        value: str | None = self.request.META.get(key)
+        return value if value is None or len(value) <= MAX_HEADER else None
+
+    def cookie(self, name: str) -> str | None:
+        # META["HTTP_COOKIE"] with rampup's capped parser, not request.COOKIES: nothing is
+        # parsed unless a flag needs a cookie, and an oversized header is not parsed at all.
+        return find_cookie(self.request.META.get("HTTP_COOKIE"), name)
+
+    def query(self, name: str) -> str | None:
+        try:  # Django's own lazily parsed, size-limited QueryDict, shared with the view
+            return self.request.GET.get(name)  # type: ignore[no-any-return]
+        except Exception:  # e.g. TooManyFieldsSent: not rampup's to report
+            return None
+
+    @property
+    def path(self) -> str:
+        return str(self.request.path)
+
+    @property
+    def method(self) -> str:
+        return str(self.request.method or "GET")
+
+    @property
+    def host(self) -> str:
+        # Raw, like WSGIView: request.get_host() would raise DisallowedHost on the request path.
+        meta = self.request.META
+        return str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", ""))
+
+    @property
+    def client_ip(self) -> str | None:
+        return self.request.META.get("REMOTE_ADDR")  # type: ignore[no-any-return]
+
+    @property
+    def scheme(self) -> str:
+        return str(self.request.scheme)  # honours SECURE_PROXY_SSL_HEADER
+
+
+class RampupMiddleware:
+    """Add ``"rampup.django.RampupMiddleware"`` to ``MIDDLEWARE`` and set
+    ``RAMPUP = {"FLAGS": BASE_DIR / "flags.toml", ...}``.
+
+    Views read ``request.flags`` or ``rampup.flags``. Each instance holds one
+    :class:`~rampup._request.Runtime` (flag source and settings), built from the settings when
+    Django loads its middleware, so a bad setting fails at startup, not on a request.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[Any], Any], runtime: Runtime | None = None) -> None:
+        self.get_response = get_response
+        self.runtime = runtime if runtime is not None else build_runtime()
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            # Tells Django's handler this instance returns a coroutine: no adaptation layer.
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        if self._async:
+            return self._acall(request)
+        meta = request.META
+        if META_KEY in meta:  # an outer rampup middleware (wsgi, or listed twice) bound it
+            request.flags = meta[META_KEY]
+            return self.get_response(request)
+        f = self._open(request)
+        if f is None:
+            return self._without_runtime(request)
+        token = _current.set(f)
+        try:
+            response = self.get_response(request)
+        except BaseException as exc:  # not Django's handler below us: report, re-raise as is
+            self.runtime.finish(f, None, exc)
+            raise
+        finally:
+            unbind(token)
+        return self._respond(f, request, response)
+
+    async def _acall(self, request: Any) -> Any:
+        meta = request.META
+        if META_KEY in meta:
+            request.flags = meta[META_KEY]
+            return await self.get_response(request)
+        f = self._open(request)
+        if f is None:
+            token = _current.set(self._fallback(request))
+            try:
+                return await self.get_response(request)
+            finally:
+                unbind(token)
+        token = _current.set(f)
+        try:
+            response = await self.get_response(request)
+        except BaseException as exc:
+            self.runtime.finish(f, None, exc)
+            raise
+        finally:
+            unbind(token)
+        return self._respond(f, request, response)
+
+    def process_exception(self, request: Any, exception: Exception) -> None:
+        """Remember a view's exception for listeners; Django handles it as usual (None)."""
+        request.__dict__[_ERROR_ATTR] = exception
+
+    # -- internals -------------------------------------------------------------------------
+    def _open(self, request: Any) -> RequestFlags | None:
+        try:
+            f = self.runtime.open(request, DjangoView)
+        except Exception:
+            log.exception("rampup: could not open the request; serving it with default flags")
+            return None
+        request.flags = f
+        request.META[META_KEY] = f
+        return f
+
+    def _fallback(self, request: Any) -> Flags:
+        # Views still find request.flags and rampup.flags; every flag serves its default.
+        f = Flags(self.runtime.source.snapshot)
+        request.flags = f
+        return f
+
+    def _without_runtime(self, request: Any) -> Any:
+        token = _current.set(self._fallback(request))
+        try:
+            return self.get_response(request)
+        finally:
+            unbind(token)
+
+    def _respond(self, f: RequestFlags, request: Any, response: Any) -> Any:
+        runtime = self.runtime
+        try:
+            extra = runtime.response_headers(f) if runtime.has_headers(f) else ()
+            for name, value in extra:
+                if name.lower() != "set-cookie":
+                    response[name] = value
+                elif f.minted is not None and value.startswith(
+                    f"{runtime.settings.cookie_name}={f.minted}"
+                ):
+                    # set_cookie, not a raw header: Django keeps one Set-Cookie per name.
+                    self._set_anonymous_cookie(f, request, response)
+                else:  # another cookie (e.g. from overrides): Django's SimpleCookie parses it
+                    response.cookies.load(value)
+            if getattr(response, "streaming", False):
+                _keep_bound_while_streaming(f, response)
+        except Exception:
+            log.exception("rampup: could not add rampup's response headers; sent without them")
+        if runtime.needs_end:
+            error = request.__dict__.get(_ERROR_ATTR)
+            runtime.finish(f, getattr(response, "status_code", None), error)
+        return response
+
+    def _set_anonymous_cookie(self, f: RequestFlags, request: Any, response: Any) -> None:
+        s = self.runtime.settings
+        secure = s.cookie_secure
+        response.set_cookie(
+            s.cookie_name,
+            f.minted,
+            max_age=s.cookie_max_age,
+            path=s.cookie_path,
+            domain=s.cookie_domain,
+            secure=request.is_secure() if secure is None else secure,
+            httponly=True,
+            samesite=s.cookie_samesite,
+        )
+
+
+def _keep_bound_while_streaming(f: Flags, response: Any) -> None:
+    """A streaming body runs after the middleware returned: bind ``rampup.flags`` around each
+    chunk so generators can still read flags. FileResponse's file is left alone (sendfile)."""
+    if getattr(response, "file_to_stream", None) is not None:
+        return
+    if response.is_async:
+        response.streaming_content = _abound(f, response.streaming_content)
+    else:
+        response.streaming_content = _bound(f, response.streaming_content)
+
+
+def _bound(f: Flags, content: Iterator[bytes]) -> Iterator[bytes]:
+    it = iter(content)
+    while True:
+        token = _current.set(f)
+        try:
+            chunk = next(it)
+        except StopIteration:
+            return
+        finally:
+            _current.reset(token)
+        yield chunk
+
+
+async def _abound(f: Flags, content: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    it = aiter(content)
+    while True:
+        token = _current.set(f)
+        try:
+            chunk = await anext(it)
+        except StopAsyncIteration:
+            return
+        finally:
+            _current.reset(token)
+        yield chunk

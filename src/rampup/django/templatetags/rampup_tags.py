@@ -1,0 +1,98 @@
+"""``{% load rampup_tags %}``: read flags in Django templates.
+
+- ``{% flag "new-checkout" %}new{% else %}old{% endflag %}``, or with a variant:
+  ``{% flag "checkout-button" "green" %}...{% endflag %}``.
+- ``{% flag_value "checkout-button" %}`` / ``{% flag_variant "checkout-button" as v %}``.
+
+The tags read the request's Flags (``request.flags``, else the bound ``rampup.flags``), so
+a template decides each flag exactly as the view did. Rendered outside any request (an email in
+a worker), ``{% flag %}`` renders its ``else`` branch and the others render nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django import template  # type: ignore[import-untyped]
+
+from ...context import Flags, _current
+from ..decorators import served
+
+__all__ = ["FlagNode", "register"]
+
+log = logging.getLogger("rampup")
+
+register = template.Library()
+
+
+def flags_in(context: Any) -> Flags | None:
+    """The Flags for this render: the context's request's, else the bound one, else None."""
+    request = context.get("request")
+    f = getattr(request, "flags", None) if request is not None else None
+    if isinstance(f, Flags):
+        return f
+    f = _current.get(None)
+    if f is None:
+        log.warning(
+            "rampup: a template read a flag outside a request (no request.flags and "
+            "no bound rampup.flags); rendering as if it were off"
+        )
+    return f
+
+
+class FlagNode(template.Node):  # type: ignore[misc]
+    """``{% flag key [variant] %}...{% else %}...{% endflag %}``."""
+
+    child_nodelists = ("nodelist_true", "nodelist_false")
+
+    def __init__(self, key: Any, variant: Any, nodelist_true: Any, nodelist_false: Any) -> None:
+        self.key = key
+        self.variant = variant
+        self.nodelist_true = nodelist_true
+        self.nodelist_false = nodelist_false
+
+    def __repr__(self) -> str:
+        return f"<FlagNode {self.key.token}>"
+
+    def render(self, context: Any) -> str:
+        f = flags_in(context)
+        key = self.key.resolve(context)
+        variant = self.variant.resolve(context) if self.variant is not None else None
+        on = f is not None and served(f, str(key), None if variant is None else str(variant))
+        return str((self.nodelist_true if on else self.nodelist_false).render(context))
+
+
+def do_flag(parser: Any, token: Any) -> FlagNode:
+    bits = token.split_contents()
+    if len(bits) not in (2, 3):
+        raise template.TemplateSyntaxError(
+            f"{bits[0]!r} takes a flag key and an optional variant: "
+            '{% flag "new-checkout" %} or {% flag "checkout-button" "green" %}'
+        )
+    key = parser.compile_filter(bits[1])
+    variant = parser.compile_filter(bits[2]) if len(bits) == 3 else None
+    nodelist_true = parser.parse(("else", "endflag"))
+    if parser.next_token().contents == "else":
+        nodelist_false = parser.parse(("endflag",))
+        parser.delete_first_token()
+    else:
+        nodelist_false = template.NodeList()
+    return FlagNode(key, variant, nodelist_true, nodelist_false)
+
+
+def flag_value(context: Any, key: str, default: Any = None) -> Any:
+    """``{% flag_value "checkout-button" %}``: the value served (``default`` if unknown)."""
+    f = flags_in(context)
+    return default if f is None else f.value(key, default)
+
+
+def flag_variant(context: Any, key: str) -> str:
+    """``{% flag_variant "checkout-button" %}``: the variant's name ("" if unknown)."""
+    f = flags_in(context)
+    return (f.variant(key) if f is not None else None) or ""
+
+
+register.tag("flag", do_flag)
+register.simple_tag(flag_value, takes_context=True)
+register.simple_tag(flag_variant, takes_context=True)

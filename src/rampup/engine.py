@@ -1,0 +1,317 @@
+"""Compile flags into an immutable :class:`Snapshot` and evaluate them.
+
+Every rule, condition and split is compiled once into a closure, and every Decision a flag can
+return for a fixed outcome is built ahead of time, so evaluation is a dict lookup plus the
+predicates of the rules it walks: no parsing, no I/O, no locks, and a cost that does not depend
+on how many flags the snapshot holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .bucketing import bucketer, two_way
+from .model import Decision, Flag, Reason, Rule, Segment, Split, Subject
+from .operators import Predicate, compile_condition
+
+__all__ = ["Evaluator", "Snapshot", "compile_flag"]
+
+log = logging.getLogger("rampup")
+
+#: (subject, now or None) -> Decision
+Evaluator = Callable[[Subject, "float | None"], Decision]
+
+
+def _always(_: Subject) -> bool:
+    return True
+
+
+def _all_of(preds: list[Predicate]) -> Predicate:
+    if not preds:
+        return _always
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+        return lambda s: a(s) and b(s)
+    frozen = tuple(preds)
+    return lambda s: all(p(s) for p in frozen)
+
+
+def compile_segment(seg: Segment) -> Predicate:
+    """A segment holds when the key is listed, or when every one of its conditions holds."""
+    keys = seg.keys
+    conds = _all_of([compile_condition(c) for c in seg.conditions]) if seg.conditions else None
+    if keys and conds is not None:
+        return lambda s: s.key in keys or conds(s)
+    if keys:
+        return lambda s: s.key in keys
+    if conds is not None:
+        return conds
+    return lambda s: False  # an empty segment matches nobody, never everybody
+
+
+def _split_table(
+    flag: Flag, weights: tuple[tuple[str, int], ...], index: int, values: Mapping[str, Any]
+) -> tuple[tuple[int, ...], tuple[Decision, ...]]:
+    """Cumulative upper bounds, in the flag's variant order, with the Decision each range serves.
+
+    A fixed order is what makes ramps monotonic: the first variant (``on`` for a boolean flag)
+    owns buckets [0, w1) in every step, so a subject served it at 5 % is still served it at
+    10 %. The order a split happens to list its weights in must not matter.
+    """
+    order = {v.name: i for i, v in enumerate(flag.variants)}
+    bounds: list[int] = []
+    decisions: list[Decision] = []
+    total = 0
+    for name, w in sorted(weights, key=lambda nw: order[nw[0]]):
+        if w <= 0:
+            continue
+        total += w
+        bounds.append(total)
+        decisions.append(Decision(flag.key, name, values[name], Reason.SPLIT, index))
+    return tuple(bounds), tuple(decisions)
+
+
+def _chooser(
+    salt: str, bounds: tuple[int, ...], decisions: tuple[Decision, ...]
+) -> Callable[[str], Decision]:
+    """key -> the Decision whose bucket range holds the key's bucket."""
+    if len(decisions) == 1:  # 100 % one variant: no need to hash
+        only = decisions[0]
+        return lambda k: only
+    if len(decisions) == 2:  # the common on/off split, hash inlined
+        return two_way(salt, bounds[0], decisions[0], decisions[1])
+    bucket_of = bucketer(salt)
+
+    def choose(k: str) -> Decision:
+        b = bucket_of(k)
+        for bound, decision in zip(bounds, decisions, strict=True):
+            if b < bound:
+                return decision
+        return decisions[-1]  # pragma: no cover - weights sum to 10000
+
+    return choose
+
+
+def _compile_split(flag: Flag, split: Split, index: int, values: Mapping[str, Any]) -> Evaluator:
+    salt = flag.salt or flag.key
+    by = split.bucket_by
+    no_key = Decision(
+        flag.key,
+        flag.default,
+        values[flag.default],
+        Reason.DEFAULT,
+        index,
+        detail=f"rule {index} splits by {by!r}, which this subject lacks: default served",
+    )
+
+    def key_of(s: Subject) -> str | None:
+        k = s.key if by == "key" else s.attributes.get(by)
+        if k is None or k == "":
+            return None
+        return k if isinstance(k, str) else str(k)
+
+    if not split.ramp:
+        choose = _chooser(salt, *_split_table(flag, split.weights, index, values))
+        if by == "key":  # the hot case, fused: no helper calls besides the hash
+
+            def by_subject_key(s: Subject, now: float | None) -> Decision:
+                k = s.key
+                return choose(k) if k else no_key
+
+            return by_subject_key
+
+        def by_attribute(s: Subject, now: float | None) -> Decision:
+            k = key_of(s)
+            return no_key if k is None else choose(k)
+
+        return by_attribute
+
+    starts = [step.start.timestamp() for step in split.ramp]
+    steps = [
+        _chooser(salt, *_split_table(flag, step.weights, index, values)) for step in split.ramp
+    ]
+
+    def ramp(s: Subject, now: float | None) -> Decision:
+        i = bisect_right(starts, time.time() if now is None else now) - 1
+        if i < 0:
+            return _NO_MATCH
+        k = key_of(s)
+        return no_key if k is None else steps[i](k)
+
+    return ramp
+
+
+# Returned by a rule that does not apply, so the flag goes on to its next rule.
+_NO_MATCH = Decision("", None, None, Reason.DEFAULT)
+
+
+def _compile_rule(
+    flag: Flag, rule: Rule, index: int, segments: Mapping[str, Predicate], values: Mapping[str, Any]
+) -> tuple[Predicate | None, Evaluator]:
+    """(condition or None for "everyone", what the rule serves)."""
+    preds = [segments[name] for name in rule.segments]
+    preds += [compile_condition(c) for c in rule.conditions]
+    when = _all_of(preds) if preds else None
+    if rule.split is not None:
+        return when, _compile_split(flag, rule.split, index, values)
+    assert rule.serve is not None
+    fixed = Decision(flag.key, rule.serve, values[rule.serve], Reason.RULE_MATCH, index)
+    return when, lambda s, now: fixed
+
+
+def compile_flag(flag: Flag, segments: Mapping[str, Predicate]) -> Evaluator:
+    """The evaluator of one validated flag; ``segments`` maps names to compiled predicates."""
+    values = {v.name: v.value for v in flag.variants}
+    default = Decision(flag.key, flag.default, values[flag.default], Reason.DEFAULT)
+    if flag.killed:
+        off = flag.off_variant
+        killed = Decision(flag.key, off, values[off], Reason.KILLED)
+        return lambda s, now: killed
+    rules = [_compile_rule(flag, r, i, segments, values) for i, r in enumerate(flag.rules)]
+    if not rules:
+        return lambda s, now: default
+    if len(rules) == 1:
+        ((when, serve),) = rules
+        if when is None:
+
+            def everyone(s: Subject, now: float | None) -> Decision:
+                d = serve(s, now)
+                return default if d is _NO_MATCH else d
+
+            return everyone
+
+        def one_rule(s: Subject, now: float | None) -> Decision:
+            if when(s):
+                d = serve(s, now)
+                if d is not _NO_MATCH:
+                    return d
+            return default
+
+        return one_rule
+    compiled = tuple((when or _always, serve) for when, serve in rules)
+
+    def walk(s: Subject, now: float | None) -> Decision:
+        for when, serve in compiled:
+            if when(s):
+                d = serve(s, now)
+                if d is not _NO_MATCH:
+                    return d
+        return default
+
+    return walk
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An immutable, compiled set of flags and segments.
+
+    Build one with :func:`rampup.load`. ``evaluate`` is a pure function of (snapshot, subject,
+    clock) and never raises: an unknown key gives UNKNOWN_FLAG, an internal failure ERROR.
+    """
+
+    flags: Mapping[str, Flag]
+    segments: Mapping[str, Segment]
+    #: where it came from (a path, or ``<mapping>``), for logs and ``rampup check``
+    origin: str = "<mapping>"
+    #: when it was loaded (time.time()), for "last reload" diagnostics
+    loaded_at: float = field(default_factory=time.time)
+    _evaluators: Mapping[str, Evaluator] = field(default_factory=dict, repr=False, compare=False)
+    _overrides: Mapping[tuple[str, str], Decision] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    @classmethod
+    def build(
+        cls, flags: Mapping[str, Flag], segments: Mapping[str, Segment], origin: str = "<mapping>"
+    ) -> Snapshot:
+        """Compile validated model objects (use :func:`rampup.load` for raw data)."""
+        seg_preds = {name: compile_segment(seg) for name, seg in segments.items()}
+        evaluators = {key: compile_flag(flag, seg_preds) for key, flag in flags.items()}
+        overrides = {
+            (key, v.name): Decision(key, v.name, v.value, Reason.OVERRIDE)
+            for key, flag in flags.items()
+            if flag.overridable and not flag.killed
+            for v in flag.variants
+        }
+        return cls(
+            MappingProxyType(dict(flags)),
+            MappingProxyType(dict(segments)),
+            origin,
+            _evaluators=MappingProxyType(evaluators),
+            _overrides=MappingProxyType(overrides),
+        )
+
+    def evaluate(
+        self,
+        key: str,
+        subject: Subject,
+        now: float | None = None,
+        override: str | None = None,
+    ) -> Decision:
+        """Decide flag ``key`` for ``subject``.
+
+        ``now`` (epoch seconds) defaults to the clock and only matters for ramps. ``override``
+        forces a variant when the flag allows overrides and is not killed: the kill switch wins
+        over an override, and an override wins over the rules.
+        """
+        ev = self._evaluators.get(key)
+        if ev is None:
+            return unknown_flag(key)
+        if override is not None:
+            forced = self._overrides.get((key, override))
+            if forced is not None:
+                return forced
+        try:
+            return ev(subject, now)
+        except Exception as exc:  # a bug must not break the request: serve the default
+            log.exception("rampup: evaluating flag %r failed; serving its default", key)
+            return self.error_decision(key, exc)
+
+    def override_refusal(self, key: str, variant: str) -> str | None:
+        """Why an override ``key=variant`` would not be honoured, or None if it would."""
+        flag = self.flags.get(key)
+        if flag is None:
+            return "unknown flag"
+        if flag.killed:
+            return "flag is killed (the kill switch wins over overrides)"
+        if not flag.overridable:
+            return "flag is not overridable"
+        if all(v.name != variant for v in flag.variants):
+            names = ", ".join(v.name for v in flag.variants)
+            return f"unknown variant (expected one of: {names})"
+        return None
+
+    def error_decision(self, key: str, exc: BaseException) -> Decision:
+        """The default variant with reason ERROR, for when deciding ``key`` failed."""
+        flag = self.flags.get(key)
+        if flag is None:
+            return Decision(key, None, None, Reason.ERROR, detail=repr(exc)[:200])
+        value = next(v.value for v in flag.variants if v.name == flag.default)
+        return Decision(key, flag.default, value, Reason.ERROR, detail=repr(exc)[:200])
+
+    def __len__(self) -> int:
+        return len(self.flags)
+
+
+_unknown_logged: set[str] = set()
+_UNKNOWN_LOG_CAP = 1000
+
+
+def unknown_flag(key: str) -> Decision:
+    """UNKNOWN_FLAG decision; logs a warning the first time each key is seen (bounded)."""
+    if key not in _unknown_logged and len(_unknown_logged) < _UNKNOWN_LOG_CAP:
+        _unknown_logged.add(key)
+        log.warning(
+            "rampup: flag %r is not defined in the flag file; serving None/False "
+            "(a typo? `rampup refs` lists keys read but not defined)",
+            key[:100],
+        )
+    return Decision(key, None, None, Reason.UNKNOWN_FLAG)

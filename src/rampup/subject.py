@@ -1,0 +1,199 @@
+"""Who a request is for: the request view adapters provide, its attributes, the anonymous id.
+
+Adapters wrap their framework's request in a :class:`RequestView` that parses nothing up front:
+a header or cookie is looked up only when a flag needs it. Every value read from the request is
+untrusted and size-capped here.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from .model import Subject
+
+__all__ = [
+    "MAX_COOKIE_HEADER",
+    "MAX_KEY",
+    "RequestAttributes",
+    "RequestView",
+    "clean_key",
+    "find_cookie",
+    "mint_anonymous_id",
+    "parse_cookies",
+    "valid_anonymous_id",
+]
+
+#: A user id longer than this is not an id; it is ignored.
+MAX_KEY = 256
+#: Cookie headers longer than this are not parsed (browsers cap a cookie at 4 KB).
+MAX_COOKIE_HEADER = 16 * 1024
+
+_ANON = re.compile(r"[0-9a-f]{32}")
+
+
+class RequestView(Protocol):
+    """**Protocol:** the read-only slice of a request that rampup needs, parsed lazily."""
+
+    def header(self, name: str) -> str | None:
+        """The header's value (name is case-insensitive), or None."""
+
+    def cookie(self, name: str) -> str | None:
+        """The cookie's value, or None."""
+
+    def query(self, name: str) -> str | None:
+        """The query parameter's value, or None."""
+
+    @property
+    def path(self) -> str:
+        """The request path."""
+
+    @property
+    def method(self) -> str:
+        """The HTTP method."""
+
+    @property
+    def host(self) -> str:
+        """The Host header (or server name)."""
+
+    @property
+    def client_ip(self) -> str | None:
+        """The peer address as the server saw it (no X-Forwarded-For trust)."""
+
+    @property
+    def scheme(self) -> str:
+        """``http`` or ``https``."""
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """A ``Cookie:`` header -> dict; first occurrence wins (as browsers send the most specific
+    cookie first). Oversized headers give nothing rather than a partial parse."""
+    out: dict[str, str] = {}
+    if not header or len(header) > MAX_COOKIE_HEADER:
+        return out
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        if not sep:
+            continue
+        name = name.strip()
+        if name and name not in out:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            out[name] = value
+    return out
+
+
+def find_cookie(header: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie:`` header, or None; same result as
+    ``parse_cookies(header).get(name)`` without parsing the other cookies (a request needs
+    one or two of them, and parsing all costs several times more)."""
+    if not header or len(header) > MAX_COOKIE_HEADER:
+        return None
+    target = name + "="
+    i = header.find(target)
+    while i != -1:
+        j = i - 1
+        while j >= 0 and header[j] in " \t":
+            j -= 1
+        if j < 0 or header[j] == ";":  # a whole cookie name, not the tail of another
+            start = i + len(target)
+            end = header.find(";", start)
+            value = (header[start:] if end == -1 else header[start:end]).strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value
+        i = header.find(target, i + 1)
+    return None
+
+
+def clean_key(raw: Any) -> str | None:
+    """A subject key from untrusted input: a printable string of at most 256 chars, or None."""
+    if raw is None:
+        return None
+    key = raw if isinstance(raw, str) else str(raw)
+    key = key.strip()
+    if not key or len(key) > MAX_KEY or not key.isprintable():
+        return None
+    return key
+
+
+def mint_anonymous_id() -> str:
+    """A new anonymous id: 128 random bits as 32 hex digits."""
+    return secrets.token_hex(16)
+
+
+def valid_anonymous_id(value: str | None) -> bool:
+    """True for an id rampup could have minted; anything else is replaced."""
+    return value is not None and _ANON.fullmatch(value) is not None
+
+
+class RequestAttributes(Mapping[str, Any]):
+    """The attributes conditions can test, computed from the request on first access.
+
+    Names: ``path``, ``method``, ``host``, ``ip``, ``scheme``, ``header.<name>``,
+    ``cookie.<name>``, plus whatever the user callback returned (which wins on a clash).
+    """
+
+    __slots__ = ("_extra", "_view")
+    _BUILTIN = ("path", "method", "host", "ip", "scheme")
+
+    def __init__(self, view: RequestView, extra: Mapping[str, Any] | None = None) -> None:
+        self._view = view
+        self._extra = extra or {}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        view = self._view
+        if name == "path":
+            return view.path
+        if name == "method":
+            return view.method
+        if name == "host":
+            return view.host
+        if name == "ip":
+            return view.client_ip
+        if name == "scheme":
+            return view.scheme
+        if name.startswith("header."):
+            v = view.header(name[7:])
+            return default if v is None else v
+        if name.startswith("cookie."):
+            v = view.cookie(name[7:])
+            return default if v is None else v
+        return default
+
+    def __getitem__(self, name: str) -> Any:
+        v = self.get(name, _MISSING)
+        if v is _MISSING:
+            raise KeyError(name)
+        return v
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._extra
+        yield from (k for k in self._BUILTIN if k not in self._extra)
+
+    def __len__(self) -> int:
+        return len(self._extra) + sum(1 for k in self._BUILTIN if k not in self._extra)
+
+    def __repr__(self) -> str:
+        return f"RequestAttributes({dict(self)!r})"
+
+
+_MISSING: Any = object()
+
+
+def subject_from(result: Any, view: RequestView) -> Subject | None:
+    """Interpret what a user callback returned: a key, a Subject, a mapping with ``key``."""
+    if result is None:
+        return None
+    if isinstance(result, Subject):
+        attrs = RequestAttributes(view, result.attributes)
+        return Subject(clean_key(result.key), attrs)
+    if isinstance(result, Mapping):
+        extra = {k: v for k, v in result.items() if k != "key"}
+        return Subject(clean_key(result.get("key")), RequestAttributes(view, extra))
+    return Subject(clean_key(result), RequestAttributes(view))

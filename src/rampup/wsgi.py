@@ -1,0 +1,306 @@
+"""WSGI middleware: ``app = RampupMiddleware(app, flags="flags.toml")``.
+
+Binds a per-request :class:`~rampup.Flags` as ``rampup.flags`` and ``environ["rampup.flags"]``
+while the app runs, and again while the response body is produced and closed, so streaming
+bodies can read flags.
+The Flask adapter is built on this.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from ._request import RequestFlags, Runtime, Settings
+from .context import Flags, _current
+from .engine import Snapshot
+from .subject import find_cookie
+
+__all__ = ["ENVIRON_KEY", "RampupMiddleware", "WSGIView"]
+
+log = logging.getLogger("rampup")
+
+ENVIRON_KEY = "rampup.flags"
+#: Bound when opening a request failed (e.g. a custom source raised): every flag reads as
+#: unknown (off), so a view that reads flags still gets its own response, never a 500.
+_FALLBACK = Snapshot.build({}, {}, "<rampup unavailable>")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class WSGIView:
+    """A :class:`~rampup.subject.RequestView` over a WSGI environ; parses on demand."""
+
+    __slots__ = ("_query", "environ")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+        self._query: dict[str, str] | None = None
+
+    def header(self, name: str) -> str | None:
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = _environ_key(name)
+        return self.environ.get(key)
+
+    def cookie(self, name: str) -> str | None:
+        return find_cookie(self.environ.get("HTTP_COOKIE"), name)
+
+    def query(self, name: str) -> str | None:
+        q = self._query
+        if q is None:
+            from urllib.parse import parse_qsl
+
+            raw = self.environ.get("QUERY_STRING", "")
+            q = self._query = dict(parse_qsl(raw[:8192], keep_blank_values=True)) if raw else {}
+        return q.get(name)
+
+    @property
+    def path(self) -> str:
+        return str(self.environ.get("SCRIPT_NAME", "")) + str(self.environ.get("PATH_INFO", ""))
+
+    @property
+    def method(self) -> str:
+        return str(self.environ.get("REQUEST_METHOD", "GET"))
+
+    @property
+    def host(self) -> str:
+        return str(self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME", ""))
+
+    @property
+    def client_ip(self) -> str | None:
+        return self.environ.get("REMOTE_ADDR")
+
+    @property
+    def scheme(self) -> str:
+        return str(self.environ.get("wsgi.url_scheme", "http"))
+
+
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
+def _environ_key(name: str) -> str:
+    """``X-User-Id`` -> ``HTTP_X_USER_ID``, memoized (header names come from settings and
+    flag files, a small fixed set; the cap keeps odd callers from growing it)."""
+    key = name.upper().replace("-", "_")
+    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = "HTTP_" + key
+    if len(_ENVIRON_KEYS) < 1024:
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
+class _Body:
+    """The app's response iterable, unchanged, with the request's Flags bound again whenever
+    app code runs for it (each chunk, and ``close()``), like Flask's ``stream_with_context``.
+
+    Binding per step instead of from ``__call__`` until ``close()`` means a server (or test
+    client) that never closes the body, or iterates it in another thread, cannot leak one
+    request's flags into the next. Listeners hear the end once: at exhaustion or ``close()``.
+    An iterator class rather than a generator: it costs about half as much per request.
+    """
+
+    __slots__ = ("_environ", "_finish", "_flags", "_inner", "_it")
+
+    def __init__(
+        self,
+        it: Iterable[bytes],
+        flags: Flags,
+        finish: Callable[[BaseException | None], None] | None,
+        environ: dict[str, Any],
+    ) -> None:
+        self._it = it
+        self._flags = flags
+        self._finish = finish
+        self._environ: dict[str, Any] | None = environ
+        self._inner: Iterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._inner is None:  # iter() twice must not restart the body
+            self._start()
+        return self
+
+    def _start(self) -> Iterator[bytes]:
+        token = _current.set(self._flags)
+        try:
+            inner = self._inner = iter(self._it)
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        finally:
+            _current.reset(token)
+        return inner
+
+    def __next__(self) -> bytes:
+        inner = self._inner
+        if inner is None:
+            inner = self._start()
+        token = _current.set(self._flags)
+        try:
+            return next(inner)
+        except StopIteration:
+            self._end(None)
+            raise
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        finally:
+            _current.reset(token)
+
+    def close(self) -> None:
+        token = _current.set(self._flags)
+        try:
+            close = getattr(self._it, "close", None)
+            if close is not None:
+                close()
+        finally:
+            _current.reset(token)
+            self._end(None)
+
+    def _end(self, error: BaseException | None) -> None:
+        # Once only, even if a server closes twice: listeners see one end per request.
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish(error)
+        environ, self._environ = self._environ, None
+        if environ is not None and environ.get(ENVIRON_KEY) is self._flags:
+            del environ[ENVIRON_KEY]  # break the environ <-> Flags cycle (see __call__)
+
+
+class RampupMiddleware:
+    """Wrap any WSGI app: ``app = RampupMiddleware(app, flags="flags.toml", **options)``.
+
+    ``flags`` is a flag file path (hot-reloaded), a mapping, a Snapshot or a source. Options are
+    the fields of :class:`rampup._request.Settings` (``user_header=``, ``cookie_name=``, ...).
+
+    ``stream_context=False`` skips re-binding ``rampup.flags`` while the body is sent: for
+    frameworks whose streaming needs their own context anyway (Flask's
+    ``stream_with_context``), it saves a wrapper per request.
+    """
+
+    __slots__ = ("app", "runtime", "stream_context")
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        /,
+        flags: Any = None,
+        *,
+        runtime: Runtime | None = None,
+        stream_context: bool = True,
+        **options: Any,
+    ) -> None:
+        self.app = app
+        if runtime is None:
+            from .overrides import reader_for
+
+            settings = Settings.from_options(options)
+            runtime = Runtime(flags, settings, reader_for(settings))
+        self.runtime = runtime
+        self.stream_context = stream_context
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if ENVIRON_KEY in environ:  # nested rampup middleware: the outer one already did it
+            return self.app(environ, start_response)
+        runtime = self.runtime
+        try:
+            f = runtime.open(environ, WSGIView)
+        except Exception:
+            log.exception("rampup: could not open the request; every flag reads as off")
+            return self._serve_fallback(environ, start_response)
+        environ[ENVIRON_KEY] = f
+        if runtime.needs_end:
+            return self._serve_reporting(f, environ, start_response)
+        eager = runtime.eager_headers
+
+        def _start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Any:
+            if f.minted is not None or f.override_state is not None or eager:
+                extra = runtime.response_headers(f)
+                if extra:
+                    headers = [*headers, *extra]
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        token = _current.set(f)
+        try:
+            body = self.app(environ, _start_response)
+        finally:
+            _current.reset(token)
+        # Already produced (a list), or a file the server may sendfile(): no app code runs
+        # while it is sent, so hand it over as is.
+        if type(body) is list or _is_file_wrapper(body, environ):
+            del environ[ENVIRON_KEY]  # environ <-> Flags is a cycle: free it now, not by GC
+            return body
+        if not self.stream_context:
+            return body
+        return _Body(body, f, None, environ)
+
+    def _serve_reporting(
+        self, f: RequestFlags, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """The same, for when listeners want each request's status, error and duration."""
+        runtime = self.runtime
+        status_seen: list[int] = []
+
+        def _start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Any:
+            if runtime.has_headers(f):
+                extra = runtime.response_headers(f)
+                if extra:
+                    headers = [*headers, *extra]
+            status_seen.append(_status_code(status))
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        def _finish(error: BaseException | None) -> None:
+            runtime.finish(f, status_seen[-1] if status_seen else None, error)
+
+        token = _current.set(f)
+        try:
+            body = self.app(environ, _start_response)
+        except BaseException as exc:
+            _finish(exc)
+            raise
+        finally:
+            _current.reset(token)
+        return _Body(body, f, _finish, environ)
+
+    def _serve_fallback(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        f = Flags(_FALLBACK)
+        environ[ENVIRON_KEY] = f
+        token = _current.set(f)
+        try:
+            body = self.app(environ, start_response)
+        finally:
+            _current.reset(token)
+        return _Body(body, f, None, environ)
+
+
+def _is_file_wrapper(body: Iterable[bytes], environ: dict[str, Any]) -> bool:
+    wrapper = environ.get("wsgi.file_wrapper")
+    return isinstance(wrapper, type) and isinstance(body, wrapper)
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status[:3])
+    except ValueError:
+        return 0
+
+
+def flags_of(environ: dict[str, Any]) -> RequestFlags | None:
+    """The Flags the middleware bound to this environ, if any (None also when rampup could
+    not open the request and bound its all-off fallback)."""
+    f = environ.get(ENVIRON_KEY)
+    return f if isinstance(f, RequestFlags) else None
