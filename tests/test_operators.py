@@ -303,3 +303,37 @@ def test_attribute_with_raising_eq_does_not_escape() -> None:
     d = snap.evaluate("f", Subject("u", {"a": Hostile()}))
     assert (d.variant, d.reason) == ("off", Reason.ERROR)
     assert "boom" in d.detail
+
+
+def test_booleans_are_not_numbers_in_equals_and_in() -> None:
+    """`equals true` does not match 1, `in [1]` does not match True, and the reverse; the
+    string forms from headers still match ("true" equals true, "1" is in [1])."""
+    cases = [
+        ("equals", True, 1, False),
+        ("equals", True, True, True),
+        ("equals", True, "true", True),
+        ("equals", 1, True, False),
+        ("equals", 1, 1.0, True),
+        ("in", [1, 2], True, False),
+        ("in", [True], 1, False),
+        ("in", [True], True, True),
+        ("in", [1, 2], "1", True),
+        ("not_in", [1], True, True),
+    ]
+    for op, value, attr, expected in cases:
+        snap = rampup.load(
+            {
+                "flags": {
+                    "f": {
+                        "rules": [
+                            {
+                                "conditions": [{"attribute": "a", "op": op, "value": value}],
+                                "serve": "on",
+                            }
+                        ]
+                    }
+                }
+            }
+        )
+        got = snap.evaluate("f", Subject("k", {"a": attr})).variant == "on"
+        assert got is expected, (op, value, attr)

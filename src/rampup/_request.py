@@ -109,6 +109,9 @@ class RequestListener(Listener, Protocol):
         """The response was sent (``status``) or the app raised ``error``."""
 
 
+_POLICY: Any = object()  # Runtime's default: the override reader the settings ask for
+
+
 class Runtime:
     """What one middleware instance holds; long-lived and shared by all its requests."""
 
@@ -125,7 +128,13 @@ class Runtime:
         "timed",
     )
 
-    def __init__(self, flags: Any, settings: Settings, request_overrides: Any = None) -> None:
+    def __init__(self, flags: Any, settings: Settings, request_overrides: Any = _POLICY) -> None:
+        """``request_overrides``: the override reader; by default the one ``settings`` ask for
+        (:func:`rampup.overrides.reader_for`), None for none."""
+        if request_overrides is _POLICY:
+            from .overrides import reader_for  # overrides builds on this module
+
+            request_overrides = reader_for(settings)
         self.source: Source = as_source(flags, watch=settings.watch)
         self.settings = settings
         self._starts = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_start"))
@@ -150,6 +159,11 @@ class Runtime:
         #: response headers may be due even when no flag was read (overrides in debug, or the
         #: query parameter that sets the override cookie)
         self.eager_headers = bool(getattr(request_overrides, "eager", False))
+
+    @classmethod
+    def from_options(cls, flags: Any, options: Mapping[str, Any]) -> Runtime:
+        """A runtime from an adapter's keyword options (validated by :class:`Settings`)."""
+        return cls(flags, Settings.from_options(options))
 
     def learn_debug(self, debug: bool) -> None:
         """Set debug mode once the adapter learns it from the app (Starlette's ``app.debug``

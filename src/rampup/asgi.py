@@ -12,7 +12,7 @@ import logging
 from contextvars import Token
 from typing import Any
 
-from ._request import RequestFlags, Runtime, Settings
+from ._request import RequestFlags, Runtime
 from .context import Flags, _current
 from .engine import Snapshot
 from .subject import find_cookie
@@ -121,14 +121,9 @@ class RampupMiddleware:
         self, app: ASGIApp, /, flags: Any = None, *, runtime: Runtime | None = None, **options: Any
     ) -> None:
         self.app = app
-        if runtime is None:
-            from .overrides import reader_for
-
-            settings = Settings.from_options(options)
-            runtime = Runtime(flags, settings, reader_for(settings))
-        self.runtime = runtime
+        self.runtime = runtime if runtime is not None else Runtime.from_options(flags, options)
         #: debug= was not given: learn it from Starlette's scope["app"] at the first request
-        self.debug_unknown = runtime.settings.debug is None
+        self.debug_unknown = self.runtime.settings.debug is None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or SCOPE_KEY in scope:

@@ -108,10 +108,8 @@ class Rampup:
         if merged.get("user") is not None:
             merged["user"] = _given_flask_request(merged["user"])
 
-        from .overrides import reader_for
-
         settings = Settings.from_options(merged, where="Rampup() options")
-        runtime = Runtime(flags, settings, reader_for(settings))
+        runtime = Runtime(flags, settings)
         # Flask streams with stream_with_context, which keeps its request context; the
         # fallback below finds the Flags there, so no per-request body wrapper is needed.
         middleware = RampupMiddleware(app.wsgi_app, runtime=runtime, stream_context=False)

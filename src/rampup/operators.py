@@ -117,8 +117,13 @@ def _eq(get: Getter, value: Any) -> Predicate:
 
     def p(s: Subject) -> bool:
         v = get(s)
-        # Header and cookie attributes are strings: "42" equals 42, "true" equals true.
-        return v is not None and (v == value or (isinstance(v, str) and v == alt))
+        if v is None:
+            return False
+        if isinstance(v, str):  # header and cookie attributes: "42" equals 42, "true" true
+            return v in (value, alt)
+        if isinstance(v, bool) or isinstance(value, bool):  # Python's True == 1 is not ours
+            return v is value
+        return bool(v == value)
 
     return p
 
@@ -129,12 +134,19 @@ def _neq(get: Getter, value: Any) -> Predicate:
 
 
 def _in(get: Getter, value: Any) -> Predicate:
-    members = frozenset(value) | frozenset(str(v) for v in value if not isinstance(v, bool))
+    # Booleans apart: in one set, True and 1 would be the same member.
+    bools = frozenset(v for v in value if isinstance(v, bool))
+    others = [v for v in value if not isinstance(v, bool)]
+    members = frozenset(others) | frozenset(str(v) for v in others)
 
     def p(s: Subject) -> bool:
         v = get(s)
+        if v is None:
+            return False
+        if isinstance(v, bool):
+            return v in bools
         try:
-            return v is not None and v in members
+            return v in members
         except TypeError:  # unhashable attribute value
             return False
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from ._request import RequestFlags, Runtime, Settings
+from ._request import RequestFlags, Runtime
 from .context import Flags, _current
 from .engine import Snapshot
 from .subject import find_cookie
@@ -195,12 +195,7 @@ class RampupMiddleware:
         **options: Any,
     ) -> None:
         self.app = app
-        if runtime is None:
-            from .overrides import reader_for
-
-            settings = Settings.from_options(options)
-            runtime = Runtime(flags, settings, reader_for(settings))
-        self.runtime = runtime
+        self.runtime = runtime if runtime is not None else Runtime.from_options(flags, options)
         self.stream_context = stream_context
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

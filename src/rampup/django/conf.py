@@ -118,10 +118,8 @@ def build_runtime() -> Runtime:
             "rampup.django.RampupMiddleware needs a flag file: set "
             "RAMPUP = {'FLAGS': BASE_DIR / 'flags.toml'} in your Django settings"
         )
-    from ..overrides import reader_for
-
     s = build_settings()
     try:
-        return Runtime(flags, s, reader_for(s))
+        return Runtime(flags, s)
     except TypeError as exc:  # flags of the wrong type; a bad flag file raises ConfigError
         raise ImproperlyConfigured(f"settings.RAMPUP['FLAGS']: {exc}") from exc
