@@ -1,4 +1,7 @@
-"""rampup with FastAPI. Run: ``python examples/fastapi_app.py``, then try::
+"""rampup with FastAPI.
+
+Run: ``python examples/fastapi_app.py`` (port 8003; ``PORT=...`` changes it)
+then try::
 
     curl -i http://127.0.0.1:8003/                  # anonymous: old checkout, a rampup_id cookie
     curl -H 'Authorization: Bearer ann' http://127.0.0.1:8003/          # staff: new checkout
@@ -11,6 +14,7 @@ Edit examples/flags.toml while it runs: the change is served within a second, no
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,7 +64,7 @@ def current_user(authorization: Annotated[str | None, Header()] = None) -> User 
 user_flags = identify(current_user, key=lambda user: {"key": user.name, "email": user.email})
 
 app = FastAPI(dependencies=[Depends(user_flags)])
-app.add_middleware(RampupMiddleware, flags=FLAGS, debug=app.debug)
+app.add_middleware(RampupMiddleware, flags=FLAGS)
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -73,6 +77,11 @@ def new_checkout(flags: FlagsDep) -> dict[str, Any]:
     return {"checkout": "new", "button": flags.variant("checkout-button")}
 
 
+@app.get("/checkout")
+def old_checkout() -> dict[str, Any]:
+    return {"checkout": "old"}
+
+
 @app.get("/flags.json")
 def all_flags(flags: FlagsDep) -> dict[str, Any]:
     return flags.all()
@@ -81,4 +90,4 @@ def all_flags(flags: FlagsDep) -> dict[str, Any]:
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=8003)
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8003")))

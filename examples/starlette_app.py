@@ -1,4 +1,7 @@
-"""rampup with Starlette. Run: ``python examples/starlette_app.py``, then try::
+"""rampup with Starlette.
+
+Run: ``python examples/starlette_app.py`` (port 8002; ``PORT=...`` changes it)
+then try::
 
     curl -i http://127.0.0.1:8002/                  # anonymous: old checkout, a rampup_id cookie
     curl -H 'X-User-Id: ann' -H 'X-User-Email: ann@example.com' http://127.0.0.1:8002/
@@ -11,6 +14,7 @@ Edit examples/flags.toml while it runs: the change is served within a second, no
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +71,10 @@ async def new_checkout(request: Request) -> Response:
     )
 
 
+async def old_checkout(request: Request) -> Response:
+    return PlainTextResponse("the old checkout")
+
+
 async def all_flags(request: Request) -> Response:
     return JSONResponse(request.state.flags.all())
 
@@ -74,13 +82,14 @@ async def all_flags(request: Request) -> Response:
 app = Starlette(
     routes=[
         Route("/", index),
+        Route("/checkout", old_checkout),
         Route("/checkout/new", new_checkout),
         Route("/flags.json", all_flags),
     ]
 )
-app.add_middleware(RampupMiddleware, flags=FLAGS, user=current_user, debug=app.debug)
+app.add_middleware(RampupMiddleware, flags=FLAGS, user=current_user)
 
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=8002)
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8002")))

@@ -139,13 +139,14 @@ def test_clean_project_exits_zero(tmp_path: Path) -> None:
 
 
 def test_ramp_at_full_is_rolled_out(tmp_path: Path) -> None:
-    """A ramp whose current step is 100 % one variant is ready to remove; before, it is not."""
+    """A ramp whose last step is 100 % one variant is ready to remove once that step began;
+    before the ramp begins (or while steps remain) the flag is still in progress."""
     root = _project(tmp_path, RAMPING, {"app.py": "flags.enabled('search')\n"})
     _, later = refs_json(".", "--flags", "flags.toml", "--at", "2026-03-01", cwd=root)
     assert [(r["key"], r["variant"]) for r in later["rolled_out"]] == [("search", "on")]
     _, before = refs_json(".", "--flags", "flags.toml", "--at", "2025-12-01", cwd=root)
-    # Before the ramp begins, the rule matches nobody: the default "off" for everyone.
-    assert [(r["key"], r["variant"]) for r in before["rolled_out"]] == [("search", "off")]
+    # Before the ramp begins everyone gets "off", but the launch is scheduled: keep it.
+    assert before["rolled_out"] == []
     _, during = refs_json(".", "--flags", "flags.toml", "--at", "2026-01-15", cwd=root)
     assert during["rolled_out"] == []
     assert [d["key"] for d in during["dead"]] == ["theme"]
@@ -187,3 +188,58 @@ def test_invalid_flag_file_exits_one(tmp_path: Path) -> None:
     proc = refs(".", "--flags", "flags.toml", cwd=root)
     assert proc.returncode == 1
     assert "not a variant of this flag" in proc.stderr
+
+
+def test_a_scheduled_ramp_is_not_ready_to_remove(tmp_path: Path) -> None:
+    """A flag that serves only its default today but ramps later is still in progress."""
+    (tmp_path / "flags.toml").write_text(
+        "[flags.launch]\n[[flags.launch.rules]]\n"
+        "ramp = [{ from = 2030-01-10, split = { on = 10, off = 90 } }]\n"
+    )
+    (tmp_path / "app.py").write_text('from rampup import flags\nflags.enabled("launch")\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rampup",
+            "refs",
+            str(tmp_path / "app.py"),
+            "--flags",
+            str(tmp_path / "flags.toml"),
+            "--json",
+            "--at",
+            "2029-06-01",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert "launch" not in json.dumps(report["rolled_out"])
+    assert "launch" not in json.dumps(report["killed"])
+    assert report["refs"]  # the read was found, so the flag was judged
+
+
+def test_keyword_key_is_a_read(tmp_path: Path) -> None:
+    """flags.enabled(key="x") counts as a read of x (not a dead flag)."""
+    (tmp_path / "flags.toml").write_text("[flags.eps]\n")
+    (tmp_path / "app.py").write_text('from rampup import flags\nflags.enabled(key="eps")\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rampup",
+            "refs",
+            str(tmp_path / "app.py"),
+            "--flags",
+            str(tmp_path / "flags.toml"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    assert "eps" not in json.dumps(report["dead"])
+    assert "eps" in json.dumps(report["refs"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,12 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
             ),
         )
     try:
-        size = p.stat().st_size
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(name)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero never end
+            return None, "", Problem(name, "", "is not a regular file (a device, FIFO or socket)")
+        size = st.st_size
         if size > MAX_BYTES:
             return (
                 None,
@@ -71,7 +77,8 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
                     hint="a flag file this large is almost certainly not the file you meant",
                 ),
             )
-        raw = p.read_bytes()
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)  # the file may grow between stat() and read()
     except FileNotFoundError:
         return None, "", Problem(name, "", "file not found", hint="check the path and the cwd")
     except IsADirectoryError:
@@ -99,7 +106,12 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
         return (
             None,
             text,
-            Problem(name, "", "file is empty", hint="add a [flags] table; see examples/flags.toml"),
+            Problem(
+                name,
+                "",
+                "file is empty",
+                hint="a flag file holds a `flags` table; README 'The flag file' has an example",
+            ),
         )
     data, problem = parse(text, suffix, name)
     return data, text, problem

@@ -89,12 +89,22 @@ class Settings:
         values = dict(options)
         if "listeners" in values:
             values["listeners"] = tuple(values["listeners"] or ())
-        policy = values.get("overrides", "auto")
-        if policy not in ("auto", "off", "signed", "open"):
-            raise ValueError(
-                f"rampup: overrides={policy!r}; expected one of 'auto', 'off', 'signed', 'open'"
-            )
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        # Checked here, at start-up, so a typo never reaches a response header.
+        if self.overrides not in ("auto", "off", "signed", "open"):
+            raise ValueError(
+                f"rampup: overrides={self.overrides!r}; expected one of 'auto', 'off', "
+                "'signed', 'open'"
+            )
+        if self.cookie_samesite.lower() not in ("lax", "strict", "none"):
+            raise ValueError(
+                f"rampup: cookie_samesite={self.cookie_samesite!r}; expected 'Lax', 'Strict' "
+                "or 'None'"
+            )
+        if self.user is not None and not callable(self.user):
+            raise ValueError(f"rampup: user={self.user!r} must be a callable given the request")
 
 
 class RequestListener(Listener, Protocol):
@@ -128,14 +138,21 @@ class Runtime:
         "timed",
     )
 
-    def __init__(self, flags: Any, settings: Settings, request_overrides: Any = _POLICY) -> None:
+    def __init__(
+        self,
+        flags: Any,
+        settings: Settings,
+        request_overrides: Any = _POLICY,
+        strict: bool = True,
+    ) -> None:
         """``request_overrides``: the override reader; by default the one ``settings`` ask for
-        (:func:`rampup.overrides.reader_for`), None for none."""
+        (:func:`rampup.overrides.reader_for`), None for none. ``strict=False``: an invalid
+        flag file serves no flags until it is fixed, instead of raising ConfigError."""
         if request_overrides is _POLICY:
             from .overrides import reader_for  # overrides builds on this module
 
             request_overrides = reader_for(settings)
-        self.source: Source = as_source(flags, watch=settings.watch)
+        self.source: Source = as_source(flags, watch=settings.watch, strict=strict)
         self.settings = settings
         self._starts = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_start"))
         self._ends = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_end"))
@@ -282,6 +299,7 @@ class RequestFlags(Flags):
         if self._subject.key is None:
             self._subject = None
             return False
+        self.minted = None  # an anonymous id minted before (e.g. by reading .subject) is moot
         return True
 
     def _resolve(self) -> Subject:

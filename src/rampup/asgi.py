@@ -8,13 +8,16 @@ out. ``websocket`` and ``lifespan`` scopes pass through untouched.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from contextvars import Token
 from typing import Any
 
-from ._request import RequestFlags, Runtime
+from ._request import _POLICY, RequestFlags, Runtime, Settings
 from .context import Flags, _current
 from .engine import Snapshot
+from .overrides import reader_for
 from .subject import find_cookie
 from .types import ASGIApp, Message, Receive, Scope, Send
 
@@ -118,12 +121,36 @@ class RampupMiddleware:
     __slots__ = ("app", "debug_unknown", "runtime")
 
     def __init__(
-        self, app: ASGIApp, /, flags: Any = None, *, runtime: Runtime | None = None, **options: Any
+        self,
+        app: ASGIApp | None = None,
+        /,
+        flags: Any = None,
+        *,
+        runtime: Runtime | None = None,
+        **options: Any,
     ) -> None:
-        self.app = app
-        self.runtime = runtime if runtime is not None else Runtime.from_options(flags, options)
+        if app is None:  # Starlette < 0.35 builds middleware as cls(app=app, **options)
+            app = options.pop("app", None)
+            if app is None:
+                raise TypeError("RampupMiddleware needs the ASGI app to wrap")
+        self.app: ASGIApp = app
+        if runtime is None:
+            settings = Settings.from_options(options)
+            # Without debug=, the override policy waits for the first request, where
+            # Starlette's app.debug is visible (learn_debug), so it is decided (and warned
+            # about) once, knowing the mode.
+            reader = _POLICY
+            if settings.debug is None:
+                reader_for(dataclasses.replace(settings, debug=True))  # bad policy: fail now
+                reader = None
+            # Starlette's add_middleware builds this at the first ASGI call (the lifespan
+            # startup, which uvicorn by default lets fail quietly): raising then would turn
+            # every request into a 500, so a bad flag file serves no flags until it is
+            # fixed. Built at import time (wrapping the app), it raises and fails the deploy.
+            runtime = Runtime(flags, settings, reader, strict=not _in_event_loop())
+        self.runtime = runtime
         #: debug= was not given: learn it from Starlette's scope["app"] at the first request
-        self.debug_unknown = self.runtime.settings.debug is None
+        self.debug_unknown = runtime.settings.debug is None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or SCOPE_KEY in scope:
@@ -132,9 +159,7 @@ class RampupMiddleware:
         runtime = self.runtime
         if self.debug_unknown:
             self.debug_unknown = False
-            debug = ASGIView(scope).debug
-            if debug is not None:
-                runtime.learn_debug(debug)
+            runtime.learn_debug(bool(ASGIView(scope).debug))  # not Starlette: not debug
         try:
             f = runtime.open(scope, ASGIView)
             scope[SCOPE_KEY] = f
@@ -208,6 +233,14 @@ class RampupMiddleware:
             await self.app(scope, receive, send)
         finally:
             _current.reset(token)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _release(scope: Scope, f: Flags) -> None:

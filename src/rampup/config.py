@@ -97,7 +97,10 @@ class _Loader:
             f"[{p}]" if isinstance(p, int) else (p if _KEY.match(p) or not p else repr(p))
             for p in path
         ).replace(".[", "[")
-        line = _files.locate(self.text, path) if self.text else None
+        # A missing field is not written anywhere: point at its table, not at the next
+        # table's field of the same name.
+        where_written = path[:-1] if message == "missing" else path
+        line = _files.locate(self.text, where_written) if self.text else None
         self.problems.append(Problem(self.file, where, message, hint, line))
 
     def unknown_fields(
@@ -398,7 +401,10 @@ class _Loader:
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 self.problem(
-                    path, f"{_short(raw)} has no time zone", "add Z for UTC, e.g. 09:00:00Z"
+                    path,
+                    f"{raw.isoformat() if isinstance(raw, datetime) else _short(raw)} has no "
+                    "time zone",
+                    "add Z for UTC, e.g. 09:00:00Z",
                 )
                 return None
             return value

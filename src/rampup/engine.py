@@ -312,6 +312,6 @@ def unknown_flag(key: str) -> Decision:
         log.warning(
             "rampup: flag %r is not defined in the flag file; serving None/False "
             "(a typo? `rampup refs` lists keys read but not defined)",
-            key[:100],
+            str(key)[:100],
         )
     return Decision(key, None, None, Reason.UNKNOWN_FLAG)

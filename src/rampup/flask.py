@@ -1,7 +1,8 @@
 """Flask extension: ``Rampup(app, flags="flags.toml")``, then ``g.flags`` in views.
 
-Built on :class:`rampup.wsgi.RampupMiddleware`, which wraps ``app.wsgi_app`` (so the flags stay
-bound while a streamed body is produced). This module only translates: options come from
+Built on :class:`rampup.wsgi.RampupMiddleware`, which wraps ``app.wsgi_app``; a streamed body
+reaches the flags through Flask's request context, so it needs ``stream_with_context`` (as
+``g`` and ``request`` do). This module only translates: options come from
 keyword arguments and ``app.config["RAMPUP_<NAME>"]``; the request's Flags are reachable as
 ``g.flags``, as ``flags`` in templates and as :data:`rampup.flags`; :func:`flag_required`
 guards a view. Nothing here runs per request except what a view asks for.

@@ -64,13 +64,33 @@ class FileSource:
     is invalid: a bad file must fail the deploy, not the first request.
     """
 
-    def __init__(self, path: str | os.PathLike[str], interval: float = 0.5, watch: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        interval: float = 0.5,
+        watch: bool = True,
+        strict: bool = True,
+    ):
         self.path = Path(path)
         self.interval = interval
         self._sig = _signature(self.path)
-        self.snapshot: Snapshot = load(self.path)
         #: the error of the last failed reload, None once a reload succeeds
         self.last_error: ConfigError | None = None
+        try:
+            self.snapshot: Snapshot = load(self.path)
+        except ConfigError as exc:
+            if strict:
+                raise
+            # Not strict: the caller cannot fail the deploy any more (Starlette builds its
+            # middleware at the first request), so serve no flags (everything off) rather
+            # than a 500 per request, and pick up the file as soon as it is fixed.
+            log.critical(
+                "rampup: flag file %s is invalid; serving every flag as off until it is fixed.\n%s",
+                self.path,
+                exc,
+            )
+            self.snapshot = Snapshot.build({}, {}, f"<{self.path}: invalid>")
+            self.last_error = exc
         self.reloads = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -173,10 +193,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_restart_after_fork)
 
 
-def as_source(flags: Any, watch: bool = True) -> Source:
-    """A source from what users pass as ``flags=``: a path, a mapping, a Snapshot or a Source."""
+def as_source(flags: Any, watch: bool = True, strict: bool = True) -> Source:
+    """A source from what users pass as ``flags=``: a path, a mapping, a Snapshot or a Source.
+
+    ``strict=False``: an invalid flag file serves no flags until fixed instead of raising.
+    """
     if isinstance(flags, str | os.PathLike):
-        return FileSource(flags, watch=watch)
+        return FileSource(flags, watch=watch, strict=strict)
     if isinstance(flags, Snapshot):
         return StaticSource(flags)
     if isinstance(flags, Mapping):

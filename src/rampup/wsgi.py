@@ -45,7 +45,8 @@ class WSGIView:
         key = _ENVIRON_KEYS.get(name)
         if key is None:
             key = _environ_key(name)
-        return self.environ.get(key)
+        value: str | None = self.environ.get(key)
+        return value if value is None or len(value) <= MAX_HEADER else None
 
     def cookie(self, name: str) -> str | None:
         return find_cookie(self.environ.get("HTTP_COOKIE"), name)
@@ -80,6 +81,8 @@ class WSGIView:
         return str(self.environ.get("wsgi.url_scheme", "http"))
 
 
+#: Header values longer than this are ignored (they are not ids, flags or attributes).
+MAX_HEADER = 8 * 1024
 _ENVIRON_KEYS: dict[str, str] = {}
 
 

@@ -261,3 +261,53 @@ def test_example_app_serves_its_story(monkeypatch: pytest.MonkeyPatch) -> None:
         assert c.get("/checkout/new", headers={"Cookie": ""}).status_code == 404
         assert c.get("/checkout/new", headers=staff).text.startswith("new checkout")
         assert set(c.get("/flags.json").json()) >= {"new-checkout", "checkout-button"}
+
+
+@pytest.mark.parametrize(("debug_mode", "warnings_expected"), [(True, 0), (False, 1)])
+def test_open_policy_warns_once_and_only_outside_debug(
+    caplog: pytest.LogCaptureFixture, debug_mode: bool, warnings_expected: int
+) -> None:
+    """overrides="open" is decided at the first request, once Starlette's debug flag is
+    known: silent in debug mode, one warning otherwise."""
+
+    async def read(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(rampup.flags.variant("plain")))
+
+    app = Starlette(debug=debug_mode, routes=[Route("/", read)])
+    app.add_middleware(RampupMiddleware, flags={"flags": {"plain": {}}}, overrides="open")
+    with TestClient(app) as client:
+        for _ in range(3):
+            forced = client.get("/", headers={"X-Rampup-Override": "plain=on"}).text
+            assert forced == "on"
+    warned = [r for r in caplog.records if "overrides='open' outside debug" in r.getMessage()]
+    assert len(warned) == warnings_expected
+
+
+def test_bad_flag_file_with_add_middleware_serves_flags_off_until_fixed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starlette builds add_middleware's stack at the first ASGI call, too late to fail the
+    deploy: an invalid file then serves every flag as off (no 500s), logged as critical, and
+    the fixed file is picked up. Wrapping the app at import time still raises ConfigError."""
+    path = tmp_path / "flags.toml"
+    path.write_text('[flags.x]\ndefault = "maybe"\n')
+
+    async def read(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(rampup.flags.enabled("x")))
+
+    app = Starlette(routes=[Route("/", read)])
+    app.add_middleware(RampupMiddleware, flags=str(path))
+    with TestClient(app) as client:
+        assert [client.get("/").text for _ in range(3)] == ["False"] * 3
+        assert "serving every flag as off" in caplog.text
+        assert "flags.x.default" in caplog.text
+        path.write_text("[flags.x]\ndefault = 'on'\n")
+        mw = app.middleware_stack
+        while not isinstance(mw, RampupMiddleware):
+            mw = mw.app  # type: ignore[attr-defined]
+        assert mw.runtime.source.reload()  # type: ignore[attr-defined]
+        assert client.get("/").text == "True"
+
+    path.write_text('[flags.x]\ndefault = "maybe"\n')
+    with pytest.raises(rampup.ConfigError):
+        RampupMiddleware(app, flags=str(path))

@@ -5,5 +5,6 @@ from . import views
 urlpatterns = [
     path("", views.home),
     path("checkout/", views.checkout),
+    path("legacy-checkout/", views.legacy_checkout),
     path("flags.json", views.all_flags),
 ]

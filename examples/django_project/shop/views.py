@@ -16,6 +16,10 @@ def checkout(request):
     return HttpResponse("the new checkout\n")
 
 
+def legacy_checkout(request):
+    return HttpResponse("the old checkout\n")
+
+
 def all_flags(request):
     # Every flag for this visitor, e.g. for a front end.
     return JsonResponse(rampup.flags.all())

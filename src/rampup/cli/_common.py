@@ -55,11 +55,20 @@ def decision_dict(d: Decision) -> dict[str, Any]:
     return {
         "flag": d.key,
         "variant": d.variant,
-        "value": d.value,
+        "value": _jsonable(d.value),
         "reason": d.reason.value,
         "rule_index": d.rule_index,
         "detail": d.detail or None,
     }
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can encode it, else its repr (e.g. a self-referencing YAML value)."""
+    try:
+        json.dumps(value, default=str)
+    except (ValueError, TypeError):
+        return repr(value)[:200]
+    return value
 
 
 def emit_json(data: Any) -> None:

@@ -69,6 +69,8 @@ _TRY = """Try:
   curl -s {url}/api/flags -H 'X-User-Id: 7' -H 'X-Beta: true' -H 'X-App-Version: 4.3.0'
   # force a variant with a QA override (unsigned overrides are honoured in debug mode)
   curl -si {url}/api/flags -H 'X-Rampup-Override: new-checkout=on, checkout-button=orange'
-  # edit the flag file while this runs: the change is served within about a second
+  # why a subject gets a variant
   rampup explain {flags} new-checkout --id 42 --attr email=ann@example.com
+  # to edit flags live, copy that file, run `rampup demo --flags my-flags.toml`, and edit it:
+  # the change is served within about a second, a bad edit keeps the last good flags
 """

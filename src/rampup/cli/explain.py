@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ..bucketing import ALGORITHM, bucket
@@ -23,6 +24,13 @@ def register(sub: Any) -> None:
     p.add_argument("--attr", action="append", metavar="NAME=VALUE", help="a subject attribute")
     p.add_argument("--at", help="evaluate at this ISO 8601 time instead of now (for ramps)")
     p.add_argument("--override", help="an override header value to test, e.g. 'flag=on'")
+    p.add_argument(
+        "--secret-env",
+        default="RAMPUP_OVERRIDE_SECRET",
+        metavar="NAME",
+        help="environment variable holding the secret(s) that check signed overrides, "
+        "comma-separated for rotation (default RAMPUP_OVERRIDE_SECRET)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
 
@@ -75,8 +83,12 @@ def run(args: argparse.Namespace) -> int:
         note = "" if d.reason is Reason.SPLIT else " (no split decided this)"
         print(f"bucket    {data['bucket']} of 10000, {ALGORITHM}{note}")
     if override is not None:
-        state = "honoured" if override.get("honoured") else f"refused: {override.get('reason')}"
-        print(f"override  {override.get('variant')!r} {state}")
+        forced = repr(override["variant"]) if override.get("variant") else "the override"
+        caveat = override.get("reason")  # when honoured: e.g. unsigned, debug mode only
+        if override.get("honoured"):
+            print(f"override  {forced} honoured" + (f" ({caveat})" if caveat else ""))
+        else:
+            print(f"override  {forced} refused: {caveat}")
     return 0
 
 
@@ -88,4 +100,6 @@ def _override_info(args: argparse.Namespace, snapshot: Any) -> dict[str, Any] | 
     except ImportError:  # pragma: no cover - overrides ship with the package
         raise CommandError("overrides are not available in this build") from None
     # Signed tokens are checked with $RAMPUP_OVERRIDE_SECRET; a bound one against --id.
-    return explain_override(snapshot, args.flag, args.override, subject=args.key)
+    raw = os.environ.get(args.secret_env, "")
+    secrets = tuple(x.strip() for x in raw.split(",") if x.strip()) or None
+    return explain_override(snapshot, args.flag, args.override, subject=args.key, secrets=secrets)

@@ -179,6 +179,8 @@ class _Visitor(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         first = node.args[0] if node.args else None
+        if first is None:  # flags.enabled(key="x"), flag_required(key="x")
+            first = next((kw.value for kw in node.keywords if kw.arg == "key"), None)
         if isinstance(func, ast.Attribute):
             name = func.attr
             flaggy = "flag" in _dotted(func.value).rpartition(".")[2].lower()
@@ -226,6 +228,13 @@ def uniform_variant(flag: Flag, now: float) -> tuple[str, str] | None:
     matches everyone (no segments, no conditions) may serve its variants; without such a
     rule, the default is served too.
     """
+    if any(
+        step.start.timestamp() > now
+        for rule in flag.rules
+        if rule.split is not None
+        for step in rule.split.ramp
+    ):
+        return None  # a scheduled ramp step is still to come: not done, whatever it serves now
     served: set[str] = set()
     for i, rule in enumerate(flag.rules):
         variants = _serves(rule, flag.default, now)

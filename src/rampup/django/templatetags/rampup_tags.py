@@ -81,10 +81,12 @@ def do_flag(parser: Any, token: Any) -> FlagNode:
     return FlagNode(key, variant, nodelist_true, nodelist_false)
 
 
-def flag_value(context: Any, key: str, default: Any = None) -> Any:
-    """``{% flag_value "checkout-button" %}``: the value served (``default`` if unknown)."""
+def flag_value(context: Any, key: str, default: Any = "") -> Any:
+    """``{% flag_value "checkout-button" %}``: the value served (``default``, "" unless
+    given, for an unknown flag or outside a request: a template should not print None)."""
     f = flags_in(context)
-    return default if f is None else f.value(key, default)
+    value = default if f is None else f.value(key, default)
+    return default if value is None else value
 
 
 def flag_variant(context: Any, key: str) -> str:

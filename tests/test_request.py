@@ -1,0 +1,51 @@
+"""The request plumbing every adapter shares (rampup._request): settings and subjects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rampup._request import Runtime, Settings
+from rampup.wsgi import WSGIView
+
+FLAGS = {"flags": {"split": {"rules": [{"split": {"on": 50, "off": 50}}]}}}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cookie_samesite": "Laxx"}, "cookie_samesite='Laxx'"),
+        ({"overrides": "signd"}, "overrides='signd'"),
+        ({"user": "myapp.current_user"}, "must be a callable"),
+        ({"user_headr": "X-User-Id"}, "unknown options 'user_headr'"),
+    ],
+)
+def test_bad_settings_fail_at_start_up(options: dict[str, Any], message: str) -> None:
+    """A misspelt option or value is a ValueError when the middleware is built, naming it."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        Settings.from_options(options)
+
+
+def test_identify_after_reading_the_subject_sets_no_anonymous_cookie() -> None:
+    """Reading .subject mints an anonymous id; identify() replaces the subject, so that id is
+    never used and no cookie is set for it."""
+    runtime = Runtime(FLAGS, Settings())
+    f = runtime.open({}, WSGIView)
+    assert f.subject.key == f.minted
+    assert f.identify("user-7")
+    f.decision("split")
+    assert f.subject.key == "user-7"
+    assert runtime.response_headers(f) == []
+
+
+def test_anonymous_cookie_is_set_when_a_split_used_the_minted_id() -> None:
+    """The control: without identify(), the minted id used by a split is set as a cookie."""
+    runtime = Runtime(FLAGS, Settings(cookie_samesite="Strict"))
+    f = runtime.open({"wsgi.url_scheme": "https"}, WSGIView)
+    f.decision("split")
+    [(name, value)] = runtime.response_headers(f)
+    assert name == "Set-Cookie"
+    assert value.startswith(f"rampup_id={f.minted}; ")
+    assert "SameSite=Strict" in value
+    assert value.endswith("; Secure")
