@@ -336,6 +336,7 @@ class RequestFlags(Flags):
         return self.minted
 
     def override_for(self, key: str) -> str | None:
+        """The variant this request's overrides force for ``key`` (read on first use), or None."""
         state = self.override_state
         if state is None:
             reader = self.runtime.overrides

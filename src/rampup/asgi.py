@@ -44,6 +44,7 @@ class ASGIView:
         self._query: dict[str, str] | None = None
 
     def header(self, name: str) -> str | None:
+        """The header's value (repeats joined with ", "), or None if absent or oversized."""
         # A request reads two or three headers at most: scanning the raw list for each is
         # several times cheaper than decoding every header into a dict first.
         wanted = name.lower().encode("latin-1")
@@ -56,6 +57,7 @@ class ASGIView:
         return found[0] if len(found) == 1 else ", ".join(found)
 
     def cookie(self, name: str) -> str | None:
+        """The cookie's value from the Cookie header(s), or None."""
         c = self._cookie
         if c is None:
             # Several Cookie headers (HTTP/2) are joined with "; " (RFC 9113 8.2.3).
@@ -66,6 +68,7 @@ class ASGIView:
         return find_cookie(c, name)
 
     def query(self, name: str) -> str | None:
+        """The query parameter's value, or None (only the first 8 KB are parsed)."""
         q = self._query
         if q is None:
             from urllib.parse import parse_qsl
@@ -78,6 +81,7 @@ class ASGIView:
 
     @property
     def path(self) -> str:
+        """The request path, prefixed with ``root_path`` when the server left it out."""
         # Servers now put the mount point in ``path`` too (uvicorn, Starlette's Mount); older
         # ones sent it only in ``root_path``. Prefix it only when it is not there already.
         path = str(self.scope.get("path", ""))
@@ -86,19 +90,23 @@ class ASGIView:
 
     @property
     def method(self) -> str:
+        """The HTTP method (``GET`` if the scope has none)."""
         return str(self.scope.get("method", "GET"))
 
     @property
     def host(self) -> str:
+        """The Host header, or an empty string."""
         return self.header("host") or ""
 
     @property
     def client_ip(self) -> str | None:
+        """The client's address from ``scope["client"]``, or None."""
         client = self.scope.get("client")
         return str(client[0]) if client else None
 
     @property
     def scheme(self) -> str:
+        """The URL scheme from the scope (``http`` if it has none)."""
         return str(self.scope.get("scheme", "http"))
 
     @property

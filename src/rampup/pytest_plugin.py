@@ -41,6 +41,7 @@ _call_failed = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the ``--rampup-flags`` option and the ``rampup_flags_file`` ini option."""
     group = parser.getgroup("rampup", "rampup feature flags")
     group.addoption(
         "--rampup-flags",
@@ -58,12 +59,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``flag_variants`` marker and the flag file cache."""
     config.addinivalue_line("markers", _MARKER)
     config.stash[_cache_key] = {}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """Record whether the test body failed, for the override teardown."""
     # Only records whether the test body failed (see _restore); the report is left to pytest.
     # A plain hook rather than a wrapper, so that older pytest versions load the plugin too.
     if call.when == "call":
@@ -127,6 +130,7 @@ def _marker_snapshot(config: pytest.Config, flags: Any) -> Snapshot:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a ``flag_variants`` test once per variant (combination) of its flags."""
     markers = list(metafunc.definition.iter_markers("flag_variants"))
     if not markers:
         return

@@ -145,6 +145,7 @@ class RequestAttributes(Mapping[str, Any]):
         self._extra = extra or {}
 
     def get(self, name: str, default: Any = None) -> Any:
+        """The attribute ``name`` (a callback extra wins), or ``default`` if there is none."""
         if name in self._extra:
             return self._extra[name]
         view = self._view

@@ -42,6 +42,7 @@ class WSGIView:
         self._query: dict[str, str] | None = None
 
     def header(self, name: str) -> str | None:
+        """The header's value from the environ, or None if absent or oversized."""
         key = _ENVIRON_KEYS.get(name)
         if key is None:
             key = _environ_key(name)
@@ -49,9 +50,11 @@ class WSGIView:
         return value if value is None or len(value) <= MAX_HEADER else None
 
     def cookie(self, name: str) -> str | None:
+        """The cookie's value from ``HTTP_COOKIE``, or None."""
         return find_cookie(self.environ.get("HTTP_COOKIE"), name)
 
     def query(self, name: str) -> str | None:
+        """The query parameter's value, or None (only the first 8 KB are parsed)."""
         q = self._query
         if q is None:
             from urllib.parse import parse_qsl
@@ -62,22 +65,27 @@ class WSGIView:
 
     @property
     def path(self) -> str:
+        """The request path: ``SCRIPT_NAME`` + ``PATH_INFO``."""
         return str(self.environ.get("SCRIPT_NAME", "")) + str(self.environ.get("PATH_INFO", ""))
 
     @property
     def method(self) -> str:
+        """The HTTP method (``REQUEST_METHOD``)."""
         return str(self.environ.get("REQUEST_METHOD", "GET"))
 
     @property
     def host(self) -> str:
+        """The Host header, else ``SERVER_NAME``."""
         return str(self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME", ""))
 
     @property
     def client_ip(self) -> str | None:
+        """The client's address (``REMOTE_ADDR``), or None."""
         return self.environ.get("REMOTE_ADDR")
 
     @property
     def scheme(self) -> str:
+        """The URL scheme (``wsgi.url_scheme``)."""
         return str(self.environ.get("wsgi.url_scheme", "http"))
 
 

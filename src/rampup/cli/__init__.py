@@ -28,6 +28,7 @@ class CommandError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rampup`` argument parser, with a subcommand per command module shipped."""
     parser = argparse.ArgumentParser(
         prog="rampup", description="Progressive delivery for Python web apps."
     )

@@ -72,9 +72,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def emit_json(data: Any) -> None:
+    """Print ``data`` to stdout as indented JSON (other values as strings)."""
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 
 def subject_of(key: str | None, attrs: dict[str, Any]) -> Subject:
+    """A :class:`~rampup.model.Subject` with ``key`` and ``attrs``."""
     return Subject(key, attrs)

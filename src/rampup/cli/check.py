@@ -11,6 +11,7 @@ from ._common import emit_json
 
 
 def register(sub: Any) -> None:
+    """Add the ``check`` command to the ``rampup`` subparsers."""
     p = sub.add_parser(
         "check",
         help="validate a flag file",
@@ -22,6 +23,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Validate ``args.file`` and print a summary; an invalid file exits 1 listing every problem."""
     try:
         snapshot = load(args.file)
     except ConfigError as exc:

@@ -21,6 +21,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def register(sub: Any) -> None:
+    """Add the ``demo`` command to the ``rampup`` subparsers."""
     p = sub.add_parser(
         "demo",
         help="serve an example app with the bundled flag file",
@@ -33,6 +34,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve the demo app on ``args.host``:``args.port`` until interrupted."""
     from ..demo import demo_flags_path, make_app
 
     flags_path = args.flags or str(demo_flags_path())

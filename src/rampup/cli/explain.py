@@ -13,6 +13,7 @@ from ._common import decision_dict, emit_json, load_file, parse_at, parse_attrs
 
 
 def register(sub: Any) -> None:
+    """Add the ``explain`` command to the ``rampup`` subparsers."""
     p = sub.add_parser(
         "explain",
         help="show the decision for one subject",
@@ -36,6 +37,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the decision for one subject: variant, reason, rule, bucket and override."""
     snapshot = load_file(args.file)
     flag = snapshot.flags.get(args.flag)
     if flag is None:

@@ -64,10 +64,12 @@ class Ref:
     sure: bool = True
 
     def where(self) -> str:
+        """The location as ``file:line``."""
         return f"{self.file}:{self.line}"
 
 
 def register(sub: Any) -> None:
+    """Add the ``refs`` command to the ``rampup`` subparsers."""
     p = sub.add_parser(
         "refs",
         help="find flag keys read in code: typos, dead flags, flags ready to remove",
@@ -288,6 +290,7 @@ def analyze(snapshot: Snapshot, refs: list[Ref], files: int, now: float) -> Repo
 
 # -- output ---------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
+    """Scan ``args.paths`` and print the report; 1 if the code reads an undefined key, else 0."""
     snapshot = load_file(args.flags)
     now = parse_at(args.at)
     files = list(iter_files(args.paths))

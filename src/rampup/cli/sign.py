@@ -25,6 +25,7 @@ _TTL = re.compile(r"^(?:\d+[smhd])+$")
 
 
 def register(sub: Any) -> None:
+    """Add the ``sign`` command to the ``rampup`` subparsers."""
     p = sub.add_parser(
         "sign",
         help="mint a signed QA override",
@@ -86,6 +87,7 @@ def parse_spec(spec: str) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print a signed override token as a header, a cookie, a curl command and a browser snippet."""
     entries = parse_spec(args.spec)
     ttl = parse_ttl(args.ttl)
     secret = os.environ.get(args.secret_env, "")

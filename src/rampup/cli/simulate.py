@@ -13,6 +13,7 @@ BAR = 30
 
 
 def register(sub: Any) -> None:
+    """Add the ``simulate`` command to the ``rampup`` subparsers."""
     p = sub.add_parser(
         "simulate",
         help="share of each variant over N synthetic subjects",
@@ -34,6 +35,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the share of each variant over ``args.n`` synthetic subjects."""
     if not 1 <= args.n <= 10_000_000:
         raise CommandError("--n must be between 1 and 10,000,000", 2)
     snapshot = load_file(args.file)

@@ -41,6 +41,7 @@ class DjangoView:
         self.request = request
 
     def header(self, name: str) -> str | None:
+        """The header's value from ``request.META``, or None if absent or oversized."""
         key = name.upper().replace("-", "_")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
@@ -48,11 +49,13 @@ class DjangoView:
         return value if value is None or len(value) <= MAX_HEADER else None
 
     def cookie(self, name: str) -> str | None:
+        """The cookie's value, or None."""
         # META["HTTP_COOKIE"] with rampup's capped parser, not request.COOKIES: nothing is
         # parsed unless a flag needs a cookie, and an oversized header is not parsed at all.
         return find_cookie(self.request.META.get("HTTP_COOKIE"), name)
 
     def query(self, name: str) -> str | None:
+        """The query parameter's value from ``request.GET``, or None."""
         try:  # Django's own lazily parsed, size-limited QueryDict, shared with the view
             return self.request.GET.get(name)  # type: ignore[no-any-return]
         except Exception:  # e.g. TooManyFieldsSent: not rampup's to report
@@ -60,24 +63,29 @@ class DjangoView:
 
     @property
     def path(self) -> str:
+        """The request path (``request.path``)."""
         return str(self.request.path)
 
     @property
     def method(self) -> str:
+        """The HTTP method."""
         return str(self.request.method or "GET")
 
     @property
     def host(self) -> str:
+        """The raw Host header, else ``SERVER_NAME`` (not checked against ALLOWED_HOSTS)."""
         # Raw, like WSGIView: request.get_host() would raise DisallowedHost on the request path.
         meta = self.request.META
         return str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", ""))
 
     @property
     def client_ip(self) -> str | None:
+        """The client's address (``REMOTE_ADDR``), or None."""
         return self.request.META.get("REMOTE_ADDR")  # type: ignore[no-any-return]
 
     @property
     def scheme(self) -> str:
+        """The URL scheme (``request.scheme``)."""
         return str(self.request.scheme)  # honours SECURE_PROXY_SSL_HEADER
 
 

@@ -56,6 +56,7 @@ class FlagNode(template.Node):  # type: ignore[misc]
         return f"<FlagNode {self.key.token}>"
 
     def render(self, context: Any) -> str:
+        """The body if the flag is on (or serves ``variant``), else the ``else`` branch."""
         f = flags_in(context)
         key = self.key.resolve(context)
         variant = self.variant.resolve(context) if self.variant is not None else None
@@ -64,6 +65,7 @@ class FlagNode(template.Node):  # type: ignore[misc]
 
 
 def do_flag(parser: Any, token: Any) -> FlagNode:
+    """Compile ``{% flag key [variant] %}...{% else %}...{% endflag %}`` to a FlagNode."""
     bits = token.split_contents()
     if len(bits) not in (2, 3):
         raise template.TemplateSyntaxError(
