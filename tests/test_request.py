@@ -49,3 +49,41 @@ def test_anonymous_cookie_is_set_when_a_split_used_the_minted_id() -> None:
     assert value.startswith(f"rampup_id={f.minted}; ")
     assert "SameSite=Strict" in value
     assert value.endswith("; Secure")
+
+
+class _Ends:
+    """A listener that records request ends, and says per request whether it wants them."""
+
+    def __init__(self, want: bool) -> None:
+        self.want = want
+        self.ended: list[int | None] = []
+
+    def on_decision(self, flags: Any, decision: Any) -> None:
+        pass
+
+    def on_request_end(self, flags: Any, status: int | None, error: Any) -> None:
+        self.ended.append(status)
+
+    def wants_end(self, flags: Any) -> bool:
+        return self.want
+
+
+def test_listeners_that_do_not_want_the_end_skip_following_the_body() -> None:
+    """wants_end() False: a produced body is handed over as is and no end is reported;
+    True: the body is followed and the end reported once, with the status."""
+    from rampup.wsgi import RampupMiddleware
+
+    produced = [b"x"]
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("201 Created", [])
+        return produced
+
+    for want in (False, True):
+        listener = _Ends(want)
+        mw = RampupMiddleware(app, flags=FLAGS, listeners=[listener])
+        body = mw({"REQUEST_METHOD": "GET"}, lambda s, h, e=None: None)
+        assert (body is produced) is not want
+        assert b"".join(body) == b"x"
+        getattr(body, "close", lambda: None)()
+        assert listener.ended == ([201] if want else [])

@@ -118,6 +118,10 @@ class RequestListener(Listener, Protocol):
     ) -> None:
         """The response was sent (``status``) or the app raised ``error``."""
 
+    # Optional: ``wants_end(flags) -> bool``, asked when the app has returned a response.
+    # False: this request needs no on_request_end (e.g. nothing was recorded), so a WSGI
+    # adapter need not follow the response body to its end. Absent: always True.
+
 
 _POLICY: Any = object()  # Runtime's default: the override reader the settings ask for
 
@@ -129,6 +133,7 @@ class Runtime:
         "_cookie_attrs",
         "_ends",
         "_starts",
+        "_wants",
         "eager_headers",
         "listeners",
         "needs_end",
@@ -156,6 +161,7 @@ class Runtime:
         self.settings = settings
         self._starts = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_start"))
         self._ends = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_end"))
+        self._wants = tuple(getattr(lst, "wants_end", None) for lst in self._ends)
         attrs = [
             f"Path={settings.cookie_path}",
             f"Max-Age={settings.cookie_max_age}",
@@ -232,6 +238,20 @@ class Runtime:
         except Exception:
             log.exception("rampup: computing response headers failed; sending none")
         return out
+
+    def wants_end(self, f: RequestFlags) -> bool:
+        """Does any listener need :meth:`finish` for this request (asked once the app returned
+        a response)? Never raises: a failing answer counts as yes."""
+        for want in self._wants:
+            if want is None:
+                return True
+            try:
+                if want(f):
+                    return True
+            except Exception:
+                log.exception("rampup: listener's wants_end failed; following the request")
+                return True
+        return False
 
     def finish(self, f: RequestFlags, status: int | None, error: BaseException | None) -> None:
         """Tell listeners the request ended. Never raises."""

@@ -221,11 +221,14 @@ class RampupTelemetry:
     def on_request_start(self, flags: Any) -> None:
         """Keep the context current as the request opens (the server span's, when the
         OpenTelemetry middleware wraps rampup). Nothing else runs until a flag is read."""
+        ctx = _get_current()
+        if not ctx:  # nothing attached (no instrumentation, no SDK): nothing worth keeping
+            return
         st = flags.state
         if st is None:
-            flags.state = {self._slot: _get_current()}
+            flags.state = {self._slot: ctx}
         else:
-            st[self._slot] = _get_current()
+            st[self._slot] = ctx
 
     def on_decision(self, flags: Flags, decision: Decision) -> None:
         """Tag the span, count the evaluation, note the variant for the outcome metrics."""
@@ -236,9 +239,11 @@ class RampupTelemetry:
             return
         req = st.get(self._slot) if st is not None else None
         if type(req) is not list:
-            if req is None or req is _IDLE:  # started without us; or nothing to record
+            if req is _IDLE:  # nothing to record for this request
                 return
-            req = self._begin(st, req)
+            if st is None:
+                st = flags.state = {}  # type: ignore[attr-defined]
+            req = self._begin(st, req)  # req: the context at request start, None if empty
             if req is None:
                 return
         info = self._cache.get(id(decision))
@@ -261,6 +266,13 @@ class RampupTelemetry:
             if carrier is None:
                 carrier = req[_CARRIER] = Carrier(flags)
             carrier.add(decision.key, info.variant)
+
+    def wants_end(self, flags: Any) -> bool:
+        """Only a request with outcome metrics to record or baggage to detach needs its end:
+        with no SDK configured, or no flag read, the adapter can skip following the body."""
+        st = flags.state
+        req = st.get(self._slot) if st is not None else None
+        return type(req) is list and (req[_CARRIER] is not None or bool(req[_SERVED]))
 
     def on_request_end(self, flags: Any, status: int | None, error: BaseException | None) -> None:
         """Count the request once for each variant it was served; undo our baggage."""

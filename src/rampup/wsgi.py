@@ -239,10 +239,17 @@ class RampupMiddleware:
             body = self.app(environ, _start_response)
         finally:
             _current.reset(token)
+        return self._hand_over(body, f, environ)
+
+    def _hand_over(
+        self, body: Iterable[bytes], f: Flags, environ: dict[str, Any]
+    ) -> Iterable[bytes]:
+        """The body to return when nothing needs the end of the request."""
         # Already produced (a list), or a file the server may sendfile(): no app code runs
         # while it is sent, so hand it over as is.
         if type(body) is list or _is_file_wrapper(body, environ):
-            del environ[ENVIRON_KEY]  # environ <-> Flags is a cycle: free it now, not by GC
+            if environ.get(ENVIRON_KEY) is f:
+                del environ[ENVIRON_KEY]  # environ <-> Flags is a cycle: free it now, not by GC
             return body
         if not self.stream_context:
             return body
@@ -278,6 +285,8 @@ class RampupMiddleware:
             raise
         finally:
             _current.reset(token)
+        if not runtime.wants_end(f):  # e.g. telemetry with nothing recorded for this request
+            return self._hand_over(body, f, environ)
         return _Body(body, f, _finish, environ)
 
     def _serve_fallback(
