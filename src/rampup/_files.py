@@ -45,74 +45,58 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
     """(data, text, problem): parse the file at ``path``; on failure data is None."""
     p = Path(path)
     name = str(path)
+
+    def fail(message: str, hint: str = "", line: int | None = None) -> tuple[None, str, Problem]:
+        return None, "", Problem(name, "", message, hint=hint, line=line)
+
     suffix = p.suffix.lower()
-    if p.is_dir():  # before the suffix check, whose message would be misleading here
-        return None, "", Problem(name, "", "is a directory, not a flag file")
-    if suffix not in SUFFIXES:
-        return (
-            None,
-            "",
-            Problem(
-                name,
-                "",
-                f"unsupported file type {suffix or '(none)'!r}",
-                hint=f"use one of {', '.join(SUFFIXES)}",
-            ),
-        )
     try:
         st = p.stat()
+        # before the suffix check, whose message would be misleading for a directory
         if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(name)
+            return fail("is a directory, not a flag file")
+        if suffix not in SUFFIXES:
+            return fail(
+                f"unsupported file type {suffix or '(none)'!r}",
+                hint=f"use one of {', '.join(SUFFIXES)}",
+            )
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero never end
-            return None, "", Problem(name, "", "is not a regular file (a device, FIFO or socket)")
-        size = st.st_size
-        if size > MAX_BYTES:
-            return (
-                None,
-                "",
-                Problem(
-                    name,
-                    "",
-                    f"file is {size:,} bytes; the limit is {MAX_BYTES:,}",
-                    hint="a flag file this large is almost certainly not the file you meant",
-                ),
+            return fail("is not a regular file (a device, FIFO or socket)")
+        if st.st_size > MAX_BYTES:
+            return fail(
+                f"file is {st.st_size:,} bytes; the limit is {MAX_BYTES:,}",
+                hint="a flag file this large is almost certainly not the file you meant",
             )
         with p.open("rb") as fh:
             raw = fh.read(MAX_BYTES + 1)  # the file may grow between stat() and read()
     except FileNotFoundError:
-        return None, "", Problem(name, "", "file not found", hint="check the path and the cwd")
-    except IsADirectoryError:
-        return None, "", Problem(name, "", "is a directory, not a flag file")
+        if suffix not in SUFFIXES:
+            return fail(
+                f"unsupported file type {suffix or '(none)'!r}",
+                hint=f"use one of {', '.join(SUFFIXES)}",
+            )
+        return fail("file not found", hint="check the path and the cwd")
     except OSError as exc:
-        return None, "", Problem(name, "", f"cannot read file: {exc.strerror or exc}")
+        return fail(f"cannot read file: {exc.strerror or exc}")
     if len(raw) > MAX_BYTES:  # grew between stat and read
-        return None, "", Problem(name, "", f"file is larger than {MAX_BYTES:,} bytes")
+        return fail(f"file is larger than {MAX_BYTES:,} bytes")
     if b"\x00" in raw:
-        return None, "", Problem(name, "", "file contains NUL bytes: not a text flag file")
+        return fail("file contains NUL bytes: not a text flag file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return (
-            None,
-            "",
-            Problem(
-                name,
-                "",
-                f"file is not UTF-8 text (bad byte at offset {exc.start})",
-                line=raw[: exc.start].count(b"\n") + 1,
-            ),
+        return fail(
+            f"file is not UTF-8 text (bad byte at offset {exc.start})",
+            line=raw[: exc.start].count(b"\n") + 1,
         )
     if not text.strip():
-        return (
-            None,
-            text,
-            Problem(
-                name,
-                "",
-                "file is empty",
-                hint="a flag file holds a `flags` table; README 'The flag file' has an example",
-            ),
+        empty = Problem(
+            name,
+            "",
+            "file is empty",
+            hint="a flag file holds a `flags` table; README 'The flag file' has an example",
         )
+        return None, text, empty
     data, problem = parse(text, suffix, name)
     return data, text, problem
 
