@@ -260,22 +260,23 @@ class RampupMiddleware:
     ) -> Iterable[bytes]:
         """The same, for when listeners want each request's status, error and duration."""
         runtime = self.runtime
-        status_seen: list[int] = []
+        eager = runtime.eager_headers
+        seen: list[str] = []  # the status line; parsed only if a listener wants it
 
         def _start_response(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
-            if runtime.has_headers(f):
+            if f.minted is not None or f.override_state is not None or eager:
                 extra = runtime.response_headers(f)
                 if extra:
                     headers = [*headers, *extra]
-            status_seen.append(_status_code(status))
+            seen.append(status)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
         def _finish(error: BaseException | None) -> None:
-            runtime.finish(f, status_seen[-1] if status_seen else None, error)
+            runtime.finish(f, _status_code(seen[-1]) if seen else None, error)
 
         token = _current.set(f)
         try:
