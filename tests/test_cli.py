@@ -417,3 +417,20 @@ def test_version() -> None:
     proc = rampup_cli("--version")
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"rampup {rampup.__version__}"
+
+
+def test_explain_checks_signed_overrides_with_the_secrets_from_secret_env(
+    example_path: Path,
+) -> None:
+    """explain --override --secret-env NAME verifies a signed token against the comma-
+    separated secrets in $NAME (rotation), and refuses it with the wrong ones."""
+    signed = rampup_cli(
+        "sign", "new-checkout=on", "--ttl", "1h", "--json", env={"RAMPUP_OVERRIDE_SECRET": "s2"}
+    )
+    assert signed.returncode == 0, signed.stderr
+    token = json.loads(signed.stdout)["token"]
+    args = ("explain", str(example_path), "new-checkout", "--override", token)
+    good = rampup_cli(*args, "--secret-env", "QA_KEYS", env={"QA_KEYS": "s1,s2"})
+    assert good.stdout.splitlines()[-1] == "override  'on' honoured"
+    bad = rampup_cli(*args, "--secret-env", "QA_KEYS", env={"QA_KEYS": "nope"})
+    assert "refused: bad signature" in bad.stdout.splitlines()[-1]

@@ -192,30 +192,14 @@ def test_invalid_flag_file_exits_one(tmp_path: Path) -> None:
 
 def test_a_scheduled_ramp_is_not_ready_to_remove(tmp_path: Path) -> None:
     """A flag that serves only its default today but ramps later is still in progress."""
-    (tmp_path / "flags.toml").write_text(
+    root = _project(
+        tmp_path,
         "[flags.launch]\n[[flags.launch.rules]]\n"
-        "ramp = [{ from = 2030-01-10, split = { on = 10, off = 90 } }]\n"
+        "ramp = [{ from = 2030-01-10, split = { on = 10, off = 90 } }]\n",
+        {"app.py": 'from rampup import flags\nflags.enabled("launch")\n'},
     )
-    (tmp_path / "app.py").write_text('from rampup import flags\nflags.enabled("launch")\n')
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rampup",
-            "refs",
-            str(tmp_path / "app.py"),
-            "--flags",
-            str(tmp_path / "flags.toml"),
-            "--json",
-            "--at",
-            "2029-06-01",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    code, report = refs_json("app.py", "--flags", "flags.toml", "--at", "2029-06-01", cwd=root)
+    assert code == 0
     assert "launch" not in json.dumps(report["rolled_out"])
     assert "launch" not in json.dumps(report["killed"])
     assert report["refs"]  # the read was found, so the flag was judged
@@ -223,23 +207,11 @@ def test_a_scheduled_ramp_is_not_ready_to_remove(tmp_path: Path) -> None:
 
 def test_keyword_key_is_a_read(tmp_path: Path) -> None:
     """flags.enabled(key="x") counts as a read of x (not a dead flag)."""
-    (tmp_path / "flags.toml").write_text("[flags.eps]\n")
-    (tmp_path / "app.py").write_text('from rampup import flags\nflags.enabled(key="eps")\n')
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rampup",
-            "refs",
-            str(tmp_path / "app.py"),
-            "--flags",
-            str(tmp_path / "flags.toml"),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    root = _project(
+        tmp_path,
+        "[flags.eps]\n",
+        {"app.py": 'from rampup import flags\nflags.enabled(key="eps")\n'},
     )
-    report = json.loads(result.stdout)
+    _, report = refs_json("app.py", "--flags", "flags.toml", cwd=root)
     assert "eps" not in json.dumps(report["dead"])
     assert "eps" in json.dumps(report["refs"])

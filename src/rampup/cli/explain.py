@@ -103,5 +103,5 @@ def _override_info(args: argparse.Namespace, snapshot: Any) -> dict[str, Any] | 
         raise CommandError("overrides are not available in this build") from None
     # Signed tokens are checked with $RAMPUP_OVERRIDE_SECRET; a bound one against --id.
     raw = os.environ.get(args.secret_env, "")
-    secrets = tuple(x.strip() for x in raw.split(",") if x.strip()) or None
+    secrets = tuple(x.strip() for x in raw.split(",") if x.strip())
     return explain_override(snapshot, args.flag, args.override, subject=args.key, secrets=secrets)
