@@ -87,3 +87,17 @@ def test_listeners_that_do_not_want_the_end_skip_following_the_body() -> None:
         assert b"".join(body) == b"x"
         getattr(body, "close", lambda: None)()
         assert listener.ended == ([201] if want else [])
+
+
+def test_a_malformed_id_cookie_is_replaced_with_a_reason_in_debug_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A rampup_id that rampup could not have minted is not trusted: a new id is minted,
+    and the debug log says why (without echoing the untrusted value)."""
+    caplog.set_level("DEBUG", logger="rampup")
+    runtime = Runtime(FLAGS, Settings())
+    f = runtime.open({"HTTP_COOKIE": "rampup_id=<script>"}, WSGIView)
+    assert f.subject.key == f.minted
+    assert f.minted is not None
+    assert "ignoring the rampup_id cookie (8 chars)" in caplog.text
+    assert "<script>" not in caplog.text

@@ -352,6 +352,13 @@ class RequestFlags(Flags):
         if valid_anonymous_id(existing):
             assert existing is not None
             return existing
+        if existing is not None:  # rare: say why the visitor's id is replaced
+            log.debug(
+                "rampup: ignoring the %s cookie (%d chars): not an id rampup mints "
+                "(32 lowercase hex digits); minting a new one",
+                self.runtime.settings.cookie_name,
+                len(existing),
+            )
         self.minted = mint_anonymous_id()
         return self.minted
 
