@@ -101,3 +101,16 @@ def test_a_malformed_id_cookie_is_replaced_with_a_reason_in_debug_logs(
     assert f.minted is not None
     assert "ignoring the rampup_id cookie (8 chars)" in caplog.text
     assert "<script>" not in caplog.text
+
+
+def test_an_unusable_user_header_is_ignored_with_a_reason_in_debug_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An X-User-Id over 256 characters is not an id: the subject falls back to the cookie
+    source, and the debug log says which header was ignored and why."""
+    caplog.set_level("DEBUG", logger="rampup")
+    runtime = Runtime(FLAGS, Settings(user_header="X-User-Id", user_cookie="uid"))
+    environ = {"HTTP_X_USER_ID": "u" * 300, "HTTP_COOKIE": "uid=user-9"}
+    f = runtime.open(environ, WSGIView)
+    assert f.subject.key == "user-9"
+    assert "ignoring the X-User-Id header (300 chars)" in caplog.text

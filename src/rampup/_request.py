@@ -262,6 +262,21 @@ class Runtime:
                 log.exception("rampup: listener %r failed at request end", lst)
 
 
+def _user_key(raw: str | None, where: str, name: str) -> str | None:
+    """The user id sent in a header or cookie, or None; a value that is not an id (empty,
+    over 256 characters, unprintable) is ignored, with the reason in the debug log."""
+    key = clean_key(raw)
+    if key is None and raw is not None:
+        log.debug(
+            "rampup: ignoring the %s %s (%d chars): not a user id (empty, over 256 characters "
+            "or unprintable)",
+            name,
+            where,
+            len(raw),
+        )
+    return key
+
+
 class RequestFlags(Flags):
     """The :class:`~rampup.Flags` of one HTTP request: subject and overrides come from it."""
 
@@ -336,9 +351,9 @@ class RequestFlags(Flags):
         view = self.view
         key: str | None = None
         if settings.user_header:
-            key = clean_key(view.header(settings.user_header))
+            key = _user_key(view.header(settings.user_header), "header", settings.user_header)
         if key is None and settings.user_cookie:
-            key = clean_key(view.cookie(settings.user_cookie))
+            key = _user_key(view.cookie(settings.user_cookie), "cookie", settings.user_cookie)
         if key is not None:
             return Subject(key, RequestAttributes(view))
         if settings.user is not None:
