@@ -169,16 +169,11 @@ class RampupMiddleware:
             self.debug_unknown = False
             runtime.learn_debug(bool(ASGIView(scope).debug))  # not Starlette: not debug
         try:
-            # runtime.open only when listeners want the start: one call less per request
-            f = (
-                runtime.open(scope, ASGIView)
-                if runtime.timed
-                else RequestFlags(runtime, scope, ASGIView)
-            )
+            f = runtime.open(scope, ASGIView)
             scope[SCOPE_KEY] = f
             state = scope.get("state")
             if state is None:
-                state = scope["state"] = {"flags": f}
+                scope["state"] = {"flags": f}
             else:
                 state["flags"] = f
         except Exception:
@@ -205,14 +200,8 @@ class RampupMiddleware:
         try:
             await self.app(scope, receive, _send)
         finally:
-            # _unbind and _release, inlined: this runs for every request
-            try:
-                _current.reset(token)
-            except ValueError:
-                log.warning("rampup: request context ended in another context")
-            scope.pop(SCOPE_KEY, None)
-            if state.get("flags") is f:
-                del state["flags"]
+            _unbind(token)
+            _release(scope, f)
 
     async def _serve_reporting(
         self, f: RequestFlags, scope: Scope, receive: Receive, send: Send

@@ -260,13 +260,12 @@ class RampupMiddleware:
     ) -> Iterable[bytes]:
         """The same, for when listeners want each request's status, error and duration."""
         runtime = self.runtime
-        eager = runtime.eager_headers
         seen: list[str] = []  # the status line; parsed only if a listener wants it
 
         def _start_response(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
-            if f.minted is not None or f.override_state is not None or eager:
+            if runtime.has_headers(f):
                 extra = runtime.response_headers(f)
                 if extra:
                     headers = [*headers, *extra]

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import load
 from ..engine import Snapshot
-from ..model import Decision, Subject
+from ..model import Decision
 from . import CommandError
 
 __all__ = ["decision_dict", "emit_json", "load_file", "parse_at", "parse_attrs"]
@@ -75,8 +75,3 @@ def emit_json(data: Any) -> None:
     """Print ``data`` to stdout as indented JSON (other values as strings)."""
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
-
-
-def subject_of(key: str | None, attrs: dict[str, Any]) -> Subject:
-    """A :class:`~rampup.model.Subject` with ``key`` and ``attrs``."""
-    return Subject(key, attrs)
