@@ -555,7 +555,7 @@ def breakdown(target_s: float) -> None:
         return go
 
     def opened() -> Any:
-        return runtime.open(WSGIView(dict(env0)), env0)
+        return runtime.open(dict(env0), WSGIView)
 
     def decide_all(f: Any) -> None:
         for key in READ:
@@ -565,7 +565,7 @@ def breakdown(target_s: float) -> None:
         decide_all(opened())
 
     def five_reads_secret() -> None:
-        decide_all(secret_mw.runtime.open(WSGIView(dict(env0)), env0))
+        decide_all(secret_mw.runtime.open(dict(env0), WSGIView))
 
     def resolve() -> None:
         opened()._resolve()

@@ -43,7 +43,11 @@ def counting(snap: Snapshot) -> tuple[Snapshot, Counter[str]]:
         return counted
 
     evs = {k: wrap(k, ev) for k, ev in snap._evaluators.items()}
-    return dataclasses.replace(snap, _evaluators=MappingProxyType(evs)), calls
+    # No constants: every decision goes through a (counting) evaluator.
+    counted = dataclasses.replace(
+        snap, _evaluators=MappingProxyType(evs), _constants=MappingProxyType({})
+    )
+    return counted, calls
 
 
 class Recorder:
@@ -162,30 +166,24 @@ def test_subject_factory_failure_means_anonymous(
 def test_evaluation_failure_is_contained(snap: Snapshot) -> None:
     """If evaluation itself raises, the read gets the default with reason ERROR."""
 
-    class BrokenOverrides(Flags):
-        __slots__ = ()
+    def broken(s: Subject, now: float | None) -> Decision:
+        raise RuntimeError("evaluator bug")
 
-        def override_for(self, key: str) -> str | None:
-            raise RuntimeError("override reader bug")
-
-    f = BrokenOverrides(snap, Subject("qa-1"))
+    evs = MappingProxyType({**snap._evaluators, "a": broken})
+    f = Flags(dataclasses.replace(snap, _evaluators=evs), Subject("qa-1"))
     d = f.decision("a")
     assert (d.variant, d.reason) == ("off", Reason.ERROR)
+    assert "evaluator bug" in d.detail
     assert f.enabled("a") is False
 
 
-def test_override_for_is_used(snap: Snapshot) -> None:
-    """An override returned by override_for decides the flag (reason OVERRIDE)."""
-
-    class Forced(Flags):
-        __slots__ = ()
-
-        def override_for(self, key: str) -> str | None:
-            return "y" if key == "b" else None
-
-    f = Forced(snap, Subject("u"))
+def test_overrides_force_variants(snap: Snapshot) -> None:
+    """Flags(..., overrides=...) forces variants with reason OVERRIDE, as QA overrides do."""
+    f = Flags(snap, Subject("u"), overrides={"b": "y"})
     assert f.decision("b") == Decision("b", "y", 2, Reason.OVERRIDE)
+    assert f.override_for("b") == "y"
     assert f.decision("a").reason is Reason.DEFAULT
+    assert Flags(snap, Subject("u")).decision("b").reason is Reason.SPLIT
 
 
 def test_unknown_flag_reads(snap: Snapshot) -> None:

@@ -330,3 +330,125 @@ def test_example_story(example: Snapshot) -> None:
     admin = Subject("u4", {"email": "a@example.com", "role": "admin"})
     assert example.evaluate("admin-panel", admin).enabled
     assert not example.evaluate("admin-panel", staff).enabled
+
+
+# -- compiled shapes against a plain reading of the rules ---------------------------------------
+
+
+def _reference(snap: Snapshot, key: str, s: Subject, now: float) -> tuple[str, Reason, Any]:
+    """What the flag file says, read rule by rule with no compilation tricks:
+    (variant, reason, rule index)."""
+    from rampup.engine import compile_segment
+    from rampup.operators import compile_condition
+
+    flag = snap.flags[key]
+    if flag.killed:
+        return flag.off_variant, Reason.KILLED, None
+    order = [v.name for v in flag.variants]
+    for i, rule in enumerate(flag.rules):
+        preds = [compile_segment(snap.segments[n]) for n in rule.segments]
+        preds += [compile_condition(c) for c in rule.conditions]
+        if not all(p(s) for p in preds):
+            continue
+        if rule.serve is not None:
+            return rule.serve, Reason.RULE_MATCH, i
+        assert rule.split is not None
+        weights = rule.split.weights
+        if rule.split.ramp:
+            steps = [st for st in rule.split.ramp if st.start.timestamp() <= now]
+            if not steps:
+                continue
+            weights = steps[-1].weights
+        by = s.key if rule.split.bucket_by == "key" else s.attributes.get(rule.split.bucket_by)
+        if by is None or by == "":
+            return flag.default, Reason.DEFAULT, i
+        b = bucket(flag.salt or flag.key, str(by))
+        total = 0
+        for name, w in sorted(weights, key=lambda nw: order.index(nw[0])):
+            total += w
+            if w > 0 and b < total:
+                return name, Reason.SPLIT, i
+    return flag.default, Reason.DEFAULT, None
+
+
+SEG_SERVE = {"segments": ["qa"], "serve": "on"}
+STAFF_SERVE = {"segments": ["staff"], "serve": "on"}
+SPLIT_30 = {"split": {"on": 30, "off": 70}}
+SPLIT_3 = {"split": {"a": 20, "b": 30, "c": 50}}
+PLAN_SPLIT = {"conditions": [{"attribute": "plan", "op": "equals", "value": "pro"}], **SPLIT_30}
+BY_ORG = {"split": {"on": 50, "off": 50}, "bucket_by": "org"}
+SHAPES: list[list[dict[str, Any]]] = [
+    [],
+    [{"serve": "on"}],
+    [SPLIT_30],
+    [{"ramp": RAMP}],
+    [SEG_SERVE],
+    [PLAN_SPLIT],
+    [SEG_SERVE, SPLIT_30],
+    [SEG_SERVE, {"ramp": RAMP}],
+    [SPLIT_30, {"serve": "on"}],
+    [{"ramp": RAMP}, {"serve": "on"}],
+    [SEG_SERVE, STAFF_SERVE, PLAN_SPLIT],
+    [SEG_SERVE, STAFF_SERVE, SPLIT_30],
+    [BY_ORG],
+    [SEG_SERVE, BY_ORG],
+]
+SUBJECTS = [
+    Subject("qa-1"),
+    Subject("u-1", {"email": "a@example.com"}),
+    Subject("u-2", {"plan": "pro", "org": "acme"}),
+    Subject(None, {"plan": "pro"}),
+    Subject(""),
+    Subject("edge-4073"),  # bucket 3000 for salt "f": the first one past a 30 % split
+    Subject("edge-9472"),  # bucket 2999: the last one inside it
+    *(
+        Subject(f"user-{i}", {"plan": "pro" if i % 2 else "free", "org": f"o{i % 7}"})
+        for i in range(60)
+    ),
+]
+
+
+@pytest.mark.parametrize("rules", SHAPES, ids=lambda r: "+".join(map(str, r)) or "no rules")
+@pytest.mark.parametrize("killed", [False, True])
+def test_compiled_flag_agrees_with_the_rules(rules: list[dict[str, Any]], killed: bool) -> None:
+    """Whatever shortcut compilation takes (constant decisions, fused on/off splits, a last
+    rule for everyone ending the walk), each subject gets what the rules say, at any time."""
+    snap = one_flag(rules=rules, killed=killed)
+    for now in (ts(2026, 11, 1), ts(2026, 12, 3), ts(2027, 1, 1)):
+        for s in SUBJECTS:
+            d = snap.evaluate("f", s, now)
+            assert (d.variant, d.reason, d.rule_index) == _reference(snap, "f", s, now), s
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [[SPLIT_3], [{"segments": ["qa"], "serve": "b"}, SPLIT_3], [{**SPLIT_3, "bucket_by": "org"}]],
+)
+def test_three_way_shapes_agree_with_the_rules(rules: list[dict[str, Any]]) -> None:
+    """Splits over more than two variants take the general path; same answers."""
+    snap = one_flag(variants=["a", "b", "c"], default="a", rules=rules)
+    for s in SUBJECTS:
+        d = snap.evaluate("f", s, ts(2027, 1, 1))
+        assert (d.variant, d.reason, d.rule_index) == _reference(snap, "f", s, ts(2027, 1, 1))
+
+
+def test_constant_decisions_are_the_evaluated_ones() -> None:
+    """A flag no subject can change is decided without a subject; its Decision is the very
+    object evaluation returns. Flags that depend on the subject are not constants."""
+    snap = rampup.load(
+        {
+            "segments": {"qa": {"keys": ["qa-1"]}},
+            "flags": {
+                "plain": {},
+                "on-for-all": {"rules": [{"serve": "on"}]},
+                "killed": {"killed": True, "rules": [SPLIT_30]},
+                "split": {"rules": [SPLIT_30]},
+                "segment": {"rules": [SEG_SERVE]},
+                "ramp": {"rules": [{"ramp": RAMP}]},
+            },
+        }
+    )
+    assert set(snap._constants) == {"plain", "on-for-all", "killed"}
+    for key, d in snap._constants.items():
+        for s in SUBJECTS[:5]:
+            assert snap.evaluate(key, s) is d

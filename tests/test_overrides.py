@@ -33,7 +33,6 @@ from rampup.cli.sign import parse_spec, parse_ttl
 from rampup.context import Flags
 from rampup.overrides import (
     MAX_REPORT,
-    NO_OVERRIDES,
     OverrideReader,
     explain_override,
     read_values,
@@ -572,7 +571,9 @@ def test_requests_without_overrides_share_one_empty_state() -> None:
     assert runtime.response_headers(f) == []
     assert f.override_state is None  # nothing read: nothing parsed
     assert f.variant("button") == "blue"
-    assert f.override_state is NO_OVERRIDES
+    assert f.override_state is None  # read, and none were sent
+    assert f._forced is not None
+    assert not f._forced
 
 
 def test_reader_failure_is_contained(caplog: pytest.LogCaptureFixture) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .context import Flags, Listener
+from .context import _NO_FORCED, Flags, Listener
 from .model import Reason, Subject
 from .sources import Source, as_source
 from .subject import (
@@ -301,9 +301,11 @@ class RequestFlags(Flags):
         self._view = view
         self._decisions = {}
         self._subject = None
+        self._forced = None  # read at the first flag read
         #: a freshly minted anonymous id, to be set as a cookie if a split used it
         self.minted: str | None = None
-        #: what rampup.overrides parsed from this request (None until a flag is read)
+        #: what rampup.overrides made of the overrides this request sent (None: none sent,
+        #: or not read yet)
         self.override_state: Any = None
         #: per-request scratch space for listeners (e.g. the span telemetry captured)
         self.state: dict[str, Any] | None = None
@@ -342,32 +344,37 @@ class RequestFlags(Flags):
             s = self._resolve_subject()
         except Exception:
             log.exception("rampup: resolving the request's subject failed; using an anonymous id")
-            s = Subject(self._anonymous_id(), RequestAttributes(self.view))
+            s = Subject(self._anonymous_id(self.view), RequestAttributes(self.view))
         self._subject = s
         return s
 
     def _resolve_subject(self) -> Subject:
         settings = self.runtime.settings
         view = self.view
-        key: str | None = None
         if settings.user_header:
-            key = _user_key(view.header(settings.user_header), "header", settings.user_header)
-        if key is None and settings.user_cookie:
-            key = _user_key(view.cookie(settings.user_cookie), "cookie", settings.user_cookie)
-        if key is not None:
-            return Subject(key, RequestAttributes(view))
+            raw = view.header(settings.user_header)
+            if raw is not None:
+                key = _user_key(raw, "header", settings.user_header)
+                if key is not None:
+                    return Subject(key, RequestAttributes(view))
+        if settings.user_cookie:
+            raw = view.cookie(settings.user_cookie)
+            if raw is not None:
+                key = _user_key(raw, "cookie", settings.user_cookie)
+                if key is not None:
+                    return Subject(key, RequestAttributes(view))
         if settings.user is not None:
             s = subject_from(settings.user(self.request), view)
             if s is not None:
-                return s if s.key is not None else Subject(self._anonymous_id(), s.attributes)
-        return Subject(self._anonymous_id(), RequestAttributes(view))
+                return s if s.key is not None else Subject(self._anonymous_id(view), s.attributes)
+        return Subject(self._anonymous_id(view), RequestAttributes(view))
 
-    def _anonymous_id(self) -> str:
-        existing = self.view.cookie(self.runtime.settings.cookie_name)
-        if valid_anonymous_id(existing):
-            assert existing is not None
-            return existing
-        if existing is not None:  # rare: say why the visitor's id is replaced
+    def _anonymous_id(self, view: RequestView) -> str:
+        existing = view.cookie(self.runtime.settings.cookie_name)
+        if existing is not None:
+            if valid_anonymous_id(existing):
+                return existing
+            # rare: say why the visitor's id is replaced
             log.debug(
                 "rampup: ignoring the %s cookie (%d chars): not an id rampup mints "
                 "(32 lowercase hex digits); minting a new one",
@@ -377,16 +384,27 @@ class RequestFlags(Flags):
         self.minted = mint_anonymous_id()
         return self.minted
 
-    def override_for(self, key: str) -> str | None:
-        """The variant this request's overrides force for ``key`` (read on first use), or None."""
-        state = self.override_state
-        if state is None:
-            reader = self.runtime.overrides
-            if reader is None:
-                return None
-            try:
-                state = self.override_state = reader.read(self)
-            except Exception:
-                log.exception("rampup: reading overrides failed; ignoring them")
-                return None
-        return state.variant_for(key)  # type: ignore[no-any-return]
+    def _read_forced(self) -> Mapping[str, str]:
+        """Read this request's overrides (once, at the first flag read); never raises."""
+        reader = self.runtime.overrides
+        if reader is None:
+            self._forced = _NO_FORCED
+            return _NO_FORCED
+        try:
+            state = reader.read(self)
+        except Exception:
+            log.exception("rampup: reading overrides failed; ignoring them")
+            self._forced = _NO_FORCED
+            return _NO_FORCED
+        if state.outcomes or state.set_cookie is not None:  # the request sent overrides
+            self.override_state = state
+        forced: Mapping[str, str] = state.served
+        self._forced = forced
+        return forced
+
+    def read_overrides(self) -> Any:
+        """This request's override state (read now if no flag was read yet), or None when it
+        sent no overrides."""
+        if self._forced is None:
+            self._read_forced()
+        return self.override_state

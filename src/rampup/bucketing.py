@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .model import BUCKETS
 
-__all__ = ["ALGORITHM", "bucket", "bucketer", "two_way"]
+__all__ = ["ALGORITHM", "bucket", "bucketer", "prefix_hash", "two_way"]
 
 ALGORITHM = "v1"
 
 _from_bytes = int.from_bytes
 T = TypeVar("T")
+
+
+def prefix_hash(salt: str) -> Any:
+    """The BLAKE2b state after ``salt:``; copy it and add a key to hash ``salt:key``."""
+    return hashlib.blake2b((salt + ":").encode("utf-8"), digest_size=8)
 
 
 def bucketer(salt: str) -> Callable[[str], int]:
@@ -32,7 +37,7 @@ def bucketer(salt: str) -> Callable[[str], int]:
     The salt's prefix is hashed once; each call copies that state and adds the key, which is
     about a third cheaper than hashing ``salt:key`` from scratch.
     """
-    prefix = hashlib.blake2b((salt + ":").encode("utf-8"), digest_size=8)
+    prefix = prefix_hash(salt)
 
     def _bucket(key: str) -> int:
         h = prefix.copy()
@@ -54,8 +59,7 @@ def two_way(salt: str, bound: int, below: T, rest: T) -> Callable[[str], T]:
     inlined (one Python call per decision instead of two); tests hold the two to the same
     result.
     """
-    prefix = hashlib.blake2b((salt + ":").encode("utf-8"), digest_size=8)
-    copy = prefix.copy
+    copy = prefix_hash(salt).copy
 
     def choose(key: str) -> T:
         h = copy()

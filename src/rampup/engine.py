@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .bucketing import bucketer, two_way
-from .model import Decision, Flag, Reason, Rule, Segment, Split, Subject
+from .bucketing import bucketer, prefix_hash, two_way
+from .model import BUCKETS, Decision, Flag, Reason, Rule, Segment, Split, Subject
 from .operators import Predicate, compile_condition
 
 __all__ = ["Evaluator", "Snapshot", "compile_flag"]
 
 log = logging.getLogger("rampup")
+
+_from_bytes = int.from_bytes
 
 #: (subject, now or None) -> Decision
 Evaluator = Callable[[Subject, "float | None"], Decision]
@@ -100,6 +102,25 @@ def _chooser(
     return choose
 
 
+def _two_way_by_key(
+    salt: str, bound: int, decisions: tuple[Decision, ...], no_key: Decision
+) -> Evaluator:
+    """An on/off split by subject key as one function: :func:`~rampup.bucketing.two_way` with
+    the key lookup fused in (tests hold it to :func:`~rampup.bucketing.bucket`)."""
+    below, rest = decisions
+    copy = prefix_hash(salt).copy
+
+    def split_by_key(s: Subject, now: float | None) -> Decision:
+        k = s.key
+        if not k:
+            return no_key
+        h = copy()
+        h.update(k.encode("utf-8", "surrogatepass"))
+        return below if _from_bytes(h.digest(), "big") % BUCKETS < bound else rest
+
+    return split_by_key
+
+
 def _compile_split(flag: Flag, split: Split, index: int, values: Mapping[str, Any]) -> Evaluator:
     salt = flag.salt or flag.key
     by = split.bucket_by
@@ -119,7 +140,10 @@ def _compile_split(flag: Flag, split: Split, index: int, values: Mapping[str, An
         return k if isinstance(k, str) else str(k)
 
     if not split.ramp:
-        choose = _chooser(salt, *_split_table(flag, split.weights, index, values))
+        bounds, decisions = _split_table(flag, split.weights, index, values)
+        if by == "key" and len(decisions) == 2:  # the hottest case: the hash inlined too
+            return _two_way_by_key(salt, bounds[0], decisions, no_key)
+        choose = _chooser(salt, bounds, decisions)
         if by == "key":  # the hot case, fused: no helper calls besides the hash
 
             def by_subject_key(s: Subject, now: float | None) -> Decision:
@@ -151,42 +175,52 @@ def _compile_split(flag: Flag, split: Split, index: int, values: Mapping[str, An
 
 # Returned by a rule that does not apply, so the flag goes on to its next rule.
 _NO_MATCH = Decision("", None, None, Reason.DEFAULT)
+_NOBODY = Subject(None)
 
 
 def _compile_rule(
     flag: Flag, rule: Rule, index: int, segments: Mapping[str, Predicate], values: Mapping[str, Any]
-) -> tuple[Predicate | None, Evaluator]:
-    """(condition or None for "everyone", what the rule serves)."""
+) -> tuple[Predicate | None, Evaluator, Decision | None]:
+    """(condition or None for "everyone", what the rule serves, the Decision if fixed)."""
     preds = [segments[name] for name in rule.segments]
     preds += [compile_condition(c) for c in rule.conditions]
     when = _all_of(preds) if preds else None
     if rule.split is not None:
-        return when, _compile_split(flag, rule.split, index, values)
+        return when, _compile_split(flag, rule.split, index, values), None
     assert rule.serve is not None
     fixed = Decision(flag.key, rule.serve, values[rule.serve], Reason.RULE_MATCH, index)
-    return when, lambda s, now: fixed
+    return when, lambda s, now: fixed, fixed
 
 
 def compile_flag(flag: Flag, segments: Mapping[str, Predicate]) -> Evaluator:
     """The evaluator of one validated flag; ``segments`` maps names to compiled predicates."""
+    return _compile(flag, segments)[0]
+
+
+def _compile(flag: Flag, segments: Mapping[str, Predicate]) -> tuple[Evaluator, Decision | None]:
+    """(evaluator, the Decision it always returns when no subject can change it, else None)."""
     values = {v.name: v.value for v in flag.variants}
     default = Decision(flag.key, flag.default, values[flag.default], Reason.DEFAULT)
     if flag.killed:
         off = flag.off_variant
         killed = Decision(flag.key, off, values[off], Reason.KILLED)
-        return lambda s, now: killed
+        return (lambda s, now: killed), killed
     rules = [_compile_rule(flag, r, i, segments, values) for i, r in enumerate(flag.rules)]
     if not rules:
-        return lambda s, now: default
+        return (lambda s, now: default), default
     if len(rules) == 1:
-        ((when, serve),) = rules
+        ((when, serve, fixed),) = rules
         if when is None:
+            if fixed is not None:  # "everyone gets X": no subject needed
+                return serve, fixed
+            if _always_serves(flag.rules[0]):
+                return serve, None  # a plain split: no wrapper needed
 
             def everyone(s: Subject, now: float | None) -> Decision:
                 d = serve(s, now)
                 return default if d is _NO_MATCH else d
 
-            return everyone
+            return everyone, None
 
         def one_rule(s: Subject, now: float | None) -> Decision:
             if when(s):
@@ -195,18 +229,33 @@ def compile_flag(flag: Flag, segments: Mapping[str, Predicate]) -> Evaluator:
                     return d
             return default
 
-        return one_rule
-    compiled = tuple((when or _always, serve) for when, serve in rules)
+        return one_rule, None
+    # A last rule for everyone that always serves (the usual "else split") ends the walk
+    # without a loop step; fixed decisions are returned without calling anything.
+    last_when, last_serve, _ = rules[-1]
+    tail = last_serve if last_when is None and _always_serves(flag.rules[-1]) else None
+    head = tuple(
+        (when or _always, serve, fixed)
+        for when, serve, fixed in (rules[:-1] if tail is not None else rules)
+    )
 
     def walk(s: Subject, now: float | None) -> Decision:
-        for when, serve in compiled:
+        for when, serve, fixed in head:
             if when(s):
+                if fixed is not None:
+                    return fixed
                 d = serve(s, now)
                 if d is not _NO_MATCH:
                     return d
-        return default
+        return default if tail is None else tail(s, now)
 
-    return walk
+    return walk, None
+
+
+def _always_serves(rule: Rule) -> bool:
+    """True when the rule, once it applies, always serves something (only a ramp before its
+    first step does not)."""
+    return rule.split is None or not rule.split.ramp
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +276,9 @@ class Snapshot:
     _overrides: Mapping[tuple[str, str], Decision] = field(
         default_factory=dict, repr=False, compare=False
     )
+    #: the flags whose Decision no subject can change (killed, no rules, "serve" to all):
+    #: a request reads them without resolving its subject. Overrides still come first.
+    _constants: Mapping[str, Decision] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -234,7 +286,12 @@ class Snapshot:
     ) -> Snapshot:
         """Compile validated model objects (use :func:`rampup.load` for raw data)."""
         seg_preds = {name: compile_segment(seg) for name, seg in segments.items()}
-        evaluators = {key: compile_flag(flag, seg_preds) for key, flag in flags.items()}
+        evaluators: dict[str, Evaluator] = {}
+        constants: dict[str, Decision] = {}
+        for key, flag in flags.items():
+            evaluators[key], constant = _compile(flag, seg_preds)
+            if constant is not None:
+                constants[key] = constant
         overrides = {
             (key, v.name): Decision(key, v.name, v.value, Reason.OVERRIDE)
             for key, flag in flags.items()
@@ -246,6 +303,7 @@ class Snapshot:
             MappingProxyType(dict(segments)),
             origin,
             _evaluators=MappingProxyType(evaluators),
+            _constants=MappingProxyType(constants),
             _overrides=MappingProxyType(overrides),
         )
 

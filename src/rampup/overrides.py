@@ -196,9 +196,9 @@ class OverrideReader:
     def response_headers(self, f: RequestFlags) -> list[tuple[str, str]]:
         """The override cookie to set, and the report where it may be shown: always in debug
         mode, otherwise only to a request that carried a valid signed override."""
-        state = f.override_state
-        if state is None:
-            state = f.override_state = self.read(f)
+        state = f.read_overrides()
+        if state is None:  # the request sent none
+            return []
         out: list[tuple[str, str]] = []
         if state.set_cookie is not None:
             out.append(("Set-Cookie", state.set_cookie))

@@ -7,7 +7,6 @@ untrusted and size-capped here.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
@@ -30,8 +29,6 @@ __all__ = [
 MAX_KEY = 256
 #: Cookie headers longer than this are not parsed (browsers cap a cookie at 4 KB).
 MAX_COOKIE_HEADER = 16 * 1024
-
-_ANON = re.compile(r"[0-9a-f]{32}")
 
 
 class RequestView(Protocol):
@@ -93,20 +90,36 @@ def find_cookie(header: str | None, name: str) -> str | None:
     if not header or len(header) > MAX_COOKIE_HEADER:
         return None
     target = name + "="
-    i = header.find(target)
+    first = header.find(target)
+    if first == -1:
+        return None
+    # Browsers separate cookies with "; ": when the first mention of the name starts the
+    # header or follows "; ", it is the cookie; anything else takes the careful scan.
+    if first == 0 or (first >= 2 and header[first - 2 : first] == "; "):
+        i = first
+    else:
+        i = _find_whole(header, target, first)
+        if i == -1:
+            return None
+    start = i + len(target)
+    end = header.find(";", start)
+    value = (header[start:] if end == -1 else header[start:end]).strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return value
+
+
+def _find_whole(header: str, target: str, i: int) -> int:
+    """The index of the first ``target`` at or after ``i`` that starts a cookie (not the tail
+    of another cookie's name or value), or -1."""
     while i != -1:
         j = i - 1
         while j >= 0 and header[j] in " \t":
             j -= 1
-        if j < 0 or header[j] == ";":  # a whole cookie name, not the tail of another
-            start = i + len(target)
-            end = header.find(";", start)
-            value = (header[start:] if end == -1 else header[start:end]).strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            return value
+        if j < 0 or header[j] == ";":
+            return i
         i = header.find(target, i + 1)
-    return None
+    return -1
 
 
 def clean_key(raw: Any) -> str | None:
@@ -127,7 +140,11 @@ def mint_anonymous_id() -> str:
 
 def valid_anonymous_id(value: str | None) -> bool:
     """True for an id rampup could have minted; anything else is replaced."""
-    return value is not None and _ANON.fullmatch(value) is not None
+    # 32 characters, and nothing left once hex digits are stripped: a regex costs 3x more.
+    return value is not None and len(value) == 32 and not value.strip(_HEX)
+
+
+_HEX = "0123456789abcdef"
 
 
 class RequestAttributes(Mapping[str, Any]):

@@ -688,12 +688,10 @@ def test_no_sync_async_adaptation_under_wsgi_or_asgi(caplog: pytest.LogCaptureFi
 class FakeOverrides:
     """An override reader that asks for a cookie and a header on every response."""
 
-    class State:
-        def variant_for(self, key: str) -> str | None:
-            return "on" if key == "dark" else None
-
     def read(self, flags: Any) -> Any:
-        return self.State()
+        from rampup.overrides import read_values
+
+        return read_values([("dark=on", "header")], flags.snapshot, allow_unsigned=True)
 
     def response_headers(self, flags: Any) -> list[tuple[str, str]]:
         return [
