@@ -709,6 +709,57 @@ def test_without_an_sdk_requests_work_and_nothing_is_recorded() -> None:
     assert get(app, user="x", path="/500")[:2] == ("200 OK", b"off")
 
 
+class Recorder:
+    """Another listener: hears every decision and every end."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.ends = 0
+
+    def on_decision(self, flags: Any, decision: Any) -> None:
+        self.keys.append(decision.key)
+
+    def on_request_end(self, flags: Any, status: Any, error: Any) -> None:
+        self.ends += 1
+
+
+def test_without_an_sdk_telemetry_leaves_the_request_at_its_first_decision() -> None:
+    """With nothing to record, telemetry stops hearing of the request (what keeps it cheap);
+    other listeners still hear every decision and the end; alone, the end is not followed."""
+    tel = RampupTelemetry()
+    after_first: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        f = environ["rampup.flags"]
+        f.enabled("new-checkout")
+        after_first.append(f.listeners)
+        f.variant("checkout-button")
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    rec = Recorder()
+    both = RampupMiddleware(app, flags=SNAPSHOT, listeners=[tel, rec], watch=False)
+    assert get(both, user="u1")[1] == b"ok"
+    assert after_first[-1] == (rec,)
+    assert (rec.keys, rec.ends) == (["new-checkout", "checkout-button"], 1)
+
+    alone = RampupMiddleware(app, flags=SNAPSHOT, listeners=[tel], watch=False)
+    environ: dict[str, Any] = {"wsgi.input": io.BytesIO()}
+    setup_testing_defaults(environ)
+    body = alone(environ, lambda *a: None)
+    assert after_first[-1] == ()
+    assert type(body) is list  # handed over as is: nobody wants the end
+
+
+def test_with_an_sdk_telemetry_hears_every_decision(otel: Otel) -> None:
+    """The counterpart: with a meter to record to, telemetry stays for the whole request."""
+    tel = RampupTelemetry(meter_provider=otel.meter_provider, mode="off")
+    app = RampupMiddleware(view, flags=SNAPSHOT, listeners=[tel], user_header="X-User")
+    assert get(app, user="on-1")[1] == b"on"
+    assert otel.total("feature_flag.evaluations") == 2  # new-checkout, checkout-button
+    assert otel.total("rampup.requests", feature_flag__key="new-checkout") == 1
+
+
 def test_a_failing_meter_never_breaks_the_request(
     otel: Otel, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -121,6 +121,8 @@ class RequestListener(Listener, Protocol):
     # Optional: ``wants_end(flags) -> bool``, asked when the app has returned a response.
     # False: this request needs no on_request_end (e.g. nothing was recorded), so a WSGI
     # adapter need not follow the response body to its end. Absent: always True.
+    # A listener may also drop itself from ``flags.listeners``: it then hears nothing more
+    # of that request, and once every listener has left, the request's end is not reported.
 
 
 _POLICY: Any = object()  # Runtime's default: the override reader the settings ask for
@@ -242,6 +244,8 @@ class Runtime:
     def wants_end(self, f: RequestFlags) -> bool:
         """Does any listener need :meth:`finish` for this request (asked once the app returned
         a response)? Never raises: a failing answer counts as yes."""
+        if not f.listeners:  # every listener left this request (see RequestListener)
+            return False
         for want in self._wants:
             if want is None:
                 return True
@@ -255,6 +259,8 @@ class Runtime:
 
     def finish(self, f: RequestFlags, status: int | None, error: BaseException | None) -> None:
         """Tell listeners the request ended. Never raises."""
+        if not f.listeners:
+            return
         for lst in self._ends:
             try:
                 lst.on_request_end(f, status, error)

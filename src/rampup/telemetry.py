@@ -241,9 +241,7 @@ class RampupTelemetry:
         if type(req) is not list:
             if req is _IDLE:  # nothing to record for this request
                 return
-            if st is None:
-                st = flags.state = {}  # type: ignore[attr-defined]
-            req = self._begin(st, req)  # req: the context at request start, None if empty
+            req = self._begin(flags, st, req)  # req: the context at request start, or None
             if req is None:
                 return
         info = self._cache.get(id(decision))
@@ -301,13 +299,13 @@ class RampupTelemetry:
                 add_error(1, attrs)
 
     # -- internals -------------------------------------------------------------------------
-    def _begin(self, st: dict[str, Any], ctx: Any) -> list[Any] | None:
+    def _begin(self, flags: Any, st: dict[str, Any] | None, ctx: Any) -> list[Any] | None:
         """First decision of a request: honour suppression, find the span to tag; None (and
         the request marked idle) when there is nothing to record."""
         span = None
         if ctx:  # an empty context (nothing attached: no span, no suppression) is common
             if ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_PLAIN):
-                st[self._slot] = _IDLE
+                self._idle(flags, st)
                 return None
             if self._spans:
                 # The span current at request start: the server span when OpenTelemetry's
@@ -327,11 +325,22 @@ class RampupTelemetry:
         recorded = self._metrics and getattr(self._evals, "_real_instrument", 1) is not None
         served: list[Any] | None = [] if recorded else None
         if span is None and served is None and self._logger is None and self._baggage is None:
-            st[self._slot] = _IDLE  # no SDK: later decisions of this request return at once
+            self._idle(flags, st)  # no SDK: nothing to record
             return None
         req: list[Any] = [span, served, None, None]  # _SPAN, _SERVED, _CID, _CARRIER
-        st[self._slot] = req
+        if st is None:
+            flags.state = {self._slot: req}
+        else:
+            st[self._slot] = req
         return req
+
+    def _idle(self, flags: Any, st: dict[str, Any] | None) -> None:
+        """Nothing to record for this request: stop hearing of its decisions (the adapter's
+        per-read call is the biggest part of what telemetry costs without an SDK)."""
+        if st is not None:
+            st[self._slot] = _IDLE  # also drops the context kept at request start
+        listeners = flags.listeners
+        flags.listeners = tuple(x for x in listeners if x is not self) if len(listeners) > 1 else ()
 
     def _outside_request(self, flags: Flags, d: Decision) -> None:
         ctx = _get_current()

@@ -115,19 +115,22 @@ class _Body:
     An iterator class rather than a generator: it costs about half as much per request.
     """
 
-    __slots__ = ("_environ", "_finish", "_flags", "_inner", "_it")
+    __slots__ = ("_environ", "_flags", "_inner", "_it", "_runtime", "_seen")
 
     def __init__(
         self,
         it: Iterable[bytes],
         flags: Flags,
-        finish: Callable[[BaseException | None], None] | None,
         environ: dict[str, Any],
+        runtime: Runtime | None = None,
+        seen: list[str] | None = None,
     ) -> None:
         self._it = it
         self._flags = flags
-        self._finish = finish
         self._environ: dict[str, Any] | None = environ
+        #: set when listeners want the request's end: told with the last status line seen
+        self._runtime = runtime
+        self._seen = seen
         self._inner: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -174,9 +177,9 @@ class _Body:
 
     def _end(self, error: BaseException | None) -> None:
         # Once only, even if a server closes twice: listeners see one end per request.
-        finish, self._finish = self._finish, None
-        if finish is not None:
-            finish(error)
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None and isinstance(self._flags, RequestFlags):
+            runtime.finish(self._flags, _last_status(self._seen), error)
         environ, self._environ = self._environ, None
         if environ is not None and environ.get(ENVIRON_KEY) is self._flags:
             del environ[ENVIRON_KEY]  # break the environ <-> Flags cycle (see __call__)
@@ -219,9 +222,9 @@ class RampupMiddleware:
             log.exception("rampup: could not open the request; every flag reads as off")
             return self._serve_fallback(environ, start_response)
         environ[ENVIRON_KEY] = f
-        if runtime.needs_end:
-            return self._serve_reporting(f, environ, start_response)
         eager = runtime.eager_headers
+        # The status line, only kept when listeners want each request's status.
+        seen: list[str] | None = [] if runtime.needs_end else None
 
         def _start_response(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -230,6 +233,8 @@ class RampupMiddleware:
                 extra = runtime.response_headers(f)
                 if extra:
                     headers = [*headers, *extra]
+            if seen is not None:
+                seen.append(status)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
@@ -237,14 +242,15 @@ class RampupMiddleware:
         token = _current.set(f)
         try:
             body = self.app(environ, _start_response)
+        except BaseException as exc:
+            if seen is not None:
+                runtime.finish(f, _last_status(seen), exc)
+            raise
         finally:
             _current.reset(token)
-        return self._hand_over(body, f, environ)
-
-    def _hand_over(
-        self, body: Iterable[bytes], f: Flags, environ: dict[str, Any]
-    ) -> Iterable[bytes]:
-        """The body to return when nothing needs the end of the request."""
+        # e.g. telemetry with nothing recorded for this request needs no end
+        if seen is not None and runtime.wants_end(f):
+            return _Body(body, f, environ, runtime, seen)
         # Already produced (a list), or a file the server may sendfile(): no app code runs
         # while it is sent, so hand it over as is.
         if type(body) is list or _is_file_wrapper(body, environ):
@@ -253,41 +259,7 @@ class RampupMiddleware:
             return body
         if not self.stream_context:
             return body
-        return _Body(body, f, None, environ)
-
-    def _serve_reporting(
-        self, f: RequestFlags, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes]:
-        """The same, for when listeners want each request's status, error and duration."""
-        runtime = self.runtime
-        seen: list[str] = []  # the status line; parsed only if a listener wants it
-
-        def _start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
-        ) -> Any:
-            if runtime.has_headers(f):
-                extra = runtime.response_headers(f)
-                if extra:
-                    headers = [*headers, *extra]
-            seen.append(status)
-            if exc_info is None:
-                return start_response(status, headers)
-            return start_response(status, headers, exc_info)
-
-        def _finish(error: BaseException | None) -> None:
-            runtime.finish(f, _status_code(seen[-1]) if seen else None, error)
-
-        token = _current.set(f)
-        try:
-            body = self.app(environ, _start_response)
-        except BaseException as exc:
-            _finish(exc)
-            raise
-        finally:
-            _current.reset(token)
-        if not runtime.wants_end(f):  # e.g. telemetry with nothing recorded for this request
-            return self._hand_over(body, f, environ)
-        return _Body(body, f, _finish, environ)
+        return _Body(body, f, environ)
 
     def _serve_fallback(
         self, environ: dict[str, Any], start_response: StartResponse
@@ -299,7 +271,7 @@ class RampupMiddleware:
             body = self.app(environ, start_response)
         finally:
             _current.reset(token)
-        return _Body(body, f, None, environ)
+        return _Body(body, f, environ)
 
 
 def _is_file_wrapper(body: Iterable[bytes], environ: dict[str, Any]) -> bool:
@@ -307,9 +279,12 @@ def _is_file_wrapper(body: Iterable[bytes], environ: dict[str, Any]) -> bool:
     return isinstance(wrapper, type) and isinstance(body, wrapper)
 
 
-def _status_code(status: str) -> int:
+def _last_status(seen: list[str] | None) -> int | None:
+    """The status code of the last status line the app started (None: none yet)."""
+    if not seen:
+        return None
     try:
-        return int(status[:3])
+        return int(seen[-1][:3])
     except ValueError:
         return 0
 
