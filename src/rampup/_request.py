@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from weakref import ReferenceType
 
 from .context import _NO_FORCED, Flags, Listener
 from .model import Reason, Subject
@@ -303,6 +304,8 @@ class RequestFlags(Flags):
         self.runtime = runtime
         self.snapshot = runtime.source.snapshot
         self.listeners = runtime.listeners
+        #: the framework's request as the adapter passed it: the WSGI environ, the ASGI
+        #: scope, or (Django) a weakref.ref to the HttpRequest, which holds this in .flags
         self.request = request
         self._view = view
         self._decisions = {}
@@ -370,7 +373,10 @@ class RequestFlags(Flags):
                 if key is not None:
                     return Subject(key, RequestAttributes(view))
         if settings.user is not None:
-            s = subject_from(settings.user(self.request), view)
+            request = self.request
+            if type(request) is ReferenceType:  # held weakly by the adapter (Django)
+                request = request()
+            s = subject_from(settings.user(request), view)
             if s is not None:
                 return s if s.key is not None else Subject(self._anonymous_id(view), s.attributes)
         return Subject(self._anonymous_id(view), RequestAttributes(view))

@@ -188,8 +188,14 @@ def stream(request: Any) -> StreamingHttpResponse:
 
 def identity(request: Any) -> JsonResponse:
     return JsonResponse(
-        {"subject": request.flags.subject.key, "same_request": request.flags.request is request}
+        {"subject": request.flags.subject.key, "same_request": request.flags.request() is request}
     )
+
+
+def maybe_read(request: Any) -> HttpResponse:
+    """Reads a split and the subject when rampup is installed; bare Django serves it too."""
+    f = getattr(request, "flags", None)
+    return HttpResponse(f"{f.enabled('split')} {f.subject.key}" if f is not None else "bare")
 
 
 def user_from_request(request: Any) -> Any:
@@ -215,6 +221,7 @@ urlpatterns = [
     path("template/<str:name>", template),
     path("stream", stream),
     path("identity", identity),
+    path("maybe-read", maybe_read),
 ]
 
 
@@ -772,3 +779,31 @@ def test_import_guard_names_the_extra() -> None:
     assert out.stdout.strip() == (
         'MissingDependency rampup.django needs Django: pip install "rampup[django]"'
     )
+
+
+def test_requests_leave_no_more_garbage_than_bare_django() -> None:
+    """request.flags -> Flags must not point back at the request: a cycle per request is
+    memory only the garbage collector frees. With rampup in MIDDLEWARE, 100 requests that
+    read flags (and resolve their subject from a callback) leave what bare Django leaves."""
+    import gc
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    def garbage(middleware: list[str]) -> int:
+        with override_settings(MIDDLEWARE=middleware), rampup_settings(USER=user_from_request):
+            handler = WSGIHandler()
+            env = RequestFactory().get("/maybe-read", HTTP_X_LOGIN="u-7").environ
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(100):
+                    response = handler(dict(env), lambda *a: None)
+                    assert response.status_code == 200
+                    response.close()
+                    del response
+                return gc.collect()
+            finally:
+                gc.enable()
+
+    assert garbage(MIDDLEWARE) <= garbage([])

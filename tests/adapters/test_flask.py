@@ -565,6 +565,38 @@ def test_streaming_response_streams_with_flags(flag_file: Path) -> None:
     assert not rampup.flags.bound
 
 
+def test_requests_leave_no_more_garbage_than_bare_flask(flag_file: Path) -> None:
+    """The environ must not keep pointing at the request's Flags (which point back at it):
+    100 requests that read flags leave what bare Flask leaves."""
+    import gc
+
+    def garbage(with_rampup: bool) -> int:
+        app = Flask(__name__)
+        if with_rampup:
+            Rampup(app, flags=flag_file, watch=False)
+
+        @app.get("/")
+        def index() -> str:
+            f = getattr(g, "flags", None)
+            return f"{f.variant('split')} {f.subject.key}" if f is not None else "bare"
+
+        client = app.test_client()
+        client.get("/").close()  # warm up: first-request work is not per-request garbage
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(100):
+                resp = client.get("/")
+                assert resp.status_code == 200
+                resp.close()
+                del resp
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    assert garbage(True) <= garbage(False)
+
+
 def test_head_and_redirect_get_the_minted_cookie(flag_file: Path) -> None:
     """HEAD and redirect responses carry the id cookie when a split minted it."""
     app = make_app(flag_file)
