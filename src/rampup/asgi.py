@@ -18,7 +18,7 @@ from ._request import _POLICY, RequestFlags, Runtime, Settings
 from .context import Flags, _current
 from .engine import Snapshot
 from .overrides import reader_for
-from .subject import find_cookie
+from .subject import find_cookie, header_bytes
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SCOPE_KEY", "ASGIView", "RampupMiddleware"]
@@ -36,22 +36,38 @@ MAX_HEADER = 8 * 1024
 class ASGIView:
     """A :class:`~rampup.subject.RequestView` over an ASGI scope; parses on demand."""
 
-    __slots__ = ("_cookie", "_query", "scope")
+    __slots__ = ("_cookie", "_index", "_query", "scope")
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self._cookie: str | None = None
         self._query: dict[str, str] | None = None
+        self._index: dict[bytes, bytes] | None = None
+
+    def _headers(self) -> dict[bytes, bytes] | None:
+        """Raw name -> raw value, built in one C call at the first lookup; None when a name
+        repeats (rare: then each lookup scans, to join the repeats)."""
+        index = self._index
+        if index is None:
+            raw = self.scope.get("headers", ())
+            if type(raw) is not list:
+                raw = list(raw)
+            full = dict(raw)
+            index = self._index = full if len(full) == len(raw) else {}
+        return index or None
 
     def header(self, name: str) -> str | None:
         """The header's value (repeats joined with ", "), or None if absent or oversized."""
-        # A request reads two or three headers at most: scanning the raw list for each is
-        # several times cheaper than decoding every header into a dict first.
-        wanted = name.lower().encode("latin-1")
-        found: list[str] = []
-        for k, v in self.scope.get("headers", ()):
-            if k == wanted and len(v) <= MAX_HEADER:
-                found.append(v.decode("latin-1"))
+        wanted = header_bytes(name)
+        index = self._headers()
+        if index is not None:
+            v = index.get(wanted)
+            return None if v is None or len(v) > MAX_HEADER else v.decode("latin-1")
+        found = [
+            v.decode("latin-1")
+            for k, v in self.scope.get("headers", ())
+            if k == wanted and len(v) <= MAX_HEADER
+        ]
         if not found:
             return None
         return found[0] if len(found) == 1 else ", ".join(found)
@@ -60,11 +76,16 @@ class ASGIView:
         """The cookie's value from the Cookie header(s), or None."""
         c = self._cookie
         if c is None:
-            # Several Cookie headers (HTTP/2) are joined with "; " (RFC 9113 8.2.3).
-            parts = [
-                v.decode("latin-1") for k, v in self.scope.get("headers", ()) if k == b"cookie"
-            ]
-            c = self._cookie = "; ".join(parts)
+            index = self._headers()
+            if index is not None:
+                raw = index.get(b"cookie")
+                c = raw.decode("latin-1") if raw is not None else ""
+            else:  # several Cookie headers (HTTP/2) are joined with "; " (RFC 9113 8.2.3)
+                parts = [
+                    v.decode("latin-1") for k, v in self.scope.get("headers", ()) if k == b"cookie"
+                ]
+                c = "; ".join(parts)
+            self._cookie = c
         return find_cookie(c, name)
 
     def query(self, name: str) -> str | None:
@@ -186,11 +207,12 @@ class RampupMiddleware:
 
         eager = runtime.eager_headers
 
-        # A plain function returning send's awaitable: no extra coroutine per message.
+        # A plain function returning send's awaitable: no extra coroutine per message. The
+        # cheap tests first: most responses have no header of ours to add.
         def _send(message: Message) -> Any:
-            if message["type"] == "http.response.start" and (
-                f.minted is not None or f.override_state is not None or eager
-            ):
+            if (f.minted is not None or f.override_state is not None or eager) and message[
+                "type"
+            ] == "http.response.start":
                 extra = runtime.response_headers(f)
                 if extra:
                     message = _with_headers(message, extra)
@@ -200,8 +222,15 @@ class RampupMiddleware:
         try:
             await self.app(scope, receive, _send)
         finally:
-            _unbind(token)
-            _release(scope, f)
+            # _unbind and _release, inlined: this runs on every request.
+            try:
+                _current.reset(token)
+            except ValueError:
+                log.warning("rampup: request context ended in another context")
+            scope.pop(SCOPE_KEY, None)  # pop: the app may have removed it
+            state = scope.get("state")
+            if state is not None and state.get("flags") is f:
+                del state["flags"]
 
     async def _serve_reporting(
         self, f: RequestFlags, scope: Scope, receive: Receive, send: Send

@@ -19,7 +19,9 @@ __all__ = [
     "RequestAttributes",
     "RequestView",
     "clean_key",
+    "environ_key",
     "find_cookie",
+    "header_bytes",
     "mint_anonymous_id",
     "parse_cookies",
     "valid_anonymous_id",
@@ -120,6 +122,34 @@ def _find_whole(header: str, target: str, i: int) -> int:
             return i
         i = header.find(target, i + 1)
     return -1
+
+
+_ENVIRON_KEYS: dict[str, str] = {}
+_HEADER_BYTES: dict[str, bytes] = {}
+
+
+def environ_key(name: str) -> str:
+    """``X-User-Id`` -> ``HTTP_X_USER_ID`` (its WSGI environ / Django META key), memoized:
+    header names come from settings and flag files, a small fixed set; the cap keeps odd
+    callers from growing the memo."""
+    key = _ENVIRON_KEYS.get(name)
+    if key is None:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        if len(_ENVIRON_KEYS) < 1024:
+            _ENVIRON_KEYS[name] = key
+    return key
+
+
+def header_bytes(name: str) -> bytes:
+    """``X-User-Id`` -> ``b"x-user-id"`` (its ASGI header name), memoized like environ_key."""
+    key = _HEADER_BYTES.get(name)
+    if key is None:
+        key = name.lower().encode("latin-1")
+        if len(_HEADER_BYTES) < 1024:
+            _HEADER_BYTES[name] = key
+    return key
 
 
 def clean_key(raw: Any) -> str | None:

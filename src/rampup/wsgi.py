@@ -16,7 +16,7 @@ from typing import Any
 from ._request import RequestFlags, Runtime
 from .context import Flags, _current
 from .engine import Snapshot
-from .subject import find_cookie
+from .subject import _ENVIRON_KEYS, environ_key, find_cookie
 
 __all__ = ["ENVIRON_KEY", "RampupMiddleware", "WSGIView"]
 
@@ -44,9 +44,7 @@ class WSGIView:
     def header(self, name: str) -> str | None:
         """The header's value from the environ, or None if absent or oversized."""
         key = _ENVIRON_KEYS.get(name)
-        if key is None:
-            key = _environ_key(name)
-        value: str | None = self.environ.get(key)
+        value: str | None = self.environ.get(key if key is not None else environ_key(name))
         return value if value is None or len(value) <= MAX_HEADER else None
 
     def cookie(self, name: str) -> str | None:
@@ -91,18 +89,6 @@ class WSGIView:
 
 #: Header values longer than this are ignored (they are not ids, flags or attributes).
 MAX_HEADER = 8 * 1024
-_ENVIRON_KEYS: dict[str, str] = {}
-
-
-def _environ_key(name: str) -> str:
-    """``X-User-Id`` -> ``HTTP_X_USER_ID``, memoized (header names come from settings and
-    flag files, a small fixed set; the cap keeps odd callers from growing it)."""
-    key = name.upper().replace("-", "_")
-    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        key = "HTTP_" + key
-    if len(_ENVIRON_KEYS) < 1024:
-        _ENVIRON_KEYS[name] = key
-    return key
 
 
 class _Body:

@@ -17,6 +17,7 @@ import rampup
 from rampup import Reason
 from rampup.asgi import SCOPE_KEY, ASGIView, RampupMiddleware
 from rampup.engine import Snapshot
+from rampup.subject import find_cookie
 from rampup.types import ASGIApp, Message, Receive, Scope, Send
 
 FLAGS = {
@@ -375,6 +376,31 @@ def test_view_reads_headers_cookies_query_lazily() -> None:
     assert view.cookie("b") == "2"
     assert view.query("r") == "y"
     assert (view.method, view.scheme, view.client_ip) == ("GET", "http", "127.0.0.1")
+
+
+def test_view_header_lookups_agree_with_a_scan() -> None:
+    """The one-pass header index gives what scanning the raw list gives: unique names, two
+    Cookie headers (HTTP/2), oversized values, names in any case, headers as a tuple of
+    lists, and no headers at all."""
+    big = b"v" * (8 * 1024 + 1)
+    cases: list[Any] = [
+        [(b"x-a", b"1"), (b"cookie", b"a=1"), (b"x-big", big)],
+        [(b"cookie", b"a=1"), (b"x-a", b"1"), (b"cookie", b"b=2")],
+        ([b"x-a", b"1"], [b"x-b", b"2"]),
+        [],
+    ]
+    for headers in cases:
+        view = ASGIView({"type": "http", "headers": headers})
+        for name in ("x-a", "X-A", "x-b", "x-big", "missing"):
+            found = [
+                v.decode("latin-1")
+                for k, v in headers
+                if k == name.lower().encode() and len(v) <= 8192
+            ]
+            assert view.header(name) == (", ".join(found) or None)
+        cookies = "; ".join(v.decode() for k, v in headers if k == b"cookie")
+        for cookie in ("a", "b", "c"):
+            assert view.cookie(cookie) == find_cookie(cookies, cookie)
 
 
 def test_view_debug_comes_from_the_framework_app_in_scope() -> None:

@@ -18,7 +18,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .._request import RequestFlags, Runtime
 from ..context import Flags, _current, unbind
-from ..subject import find_cookie
+from ..subject import environ_key, find_cookie
 from .conf import build_runtime
 
 __all__ = ["META_KEY", "DjangoView", "RampupMiddleware"]
@@ -58,10 +58,7 @@ class DjangoView:
 
     def header(self, name: str) -> str | None:
         """The header's value from ``request.META``, or None if absent or oversized."""
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        value: str | None = self._meta().get(key)
+        value: str | None = self._meta().get(environ_key(name))
         return value if value is None or len(value) <= MAX_HEADER else None
 
     def cookie(self, name: str) -> str | None:
