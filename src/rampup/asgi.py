@@ -190,7 +190,7 @@ class RampupMiddleware:
             self.debug_unknown = False
             runtime.learn_debug(bool(ASGIView(scope).debug))  # not Starlette: not debug
         try:
-            f = runtime.open(scope, ASGIView)
+            f = runtime.opener(scope, ASGIView)
             scope[SCOPE_KEY] = f
             state = scope.get("state")
             if state is None:

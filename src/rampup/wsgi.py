@@ -203,7 +203,7 @@ class RampupMiddleware:
             return self.app(environ, start_response)
         runtime = self.runtime
         try:
-            f = runtime.open(environ, WSGIView)
+            f = runtime.opener(environ, WSGIView)
         except Exception:
             log.exception("rampup: could not open the request; every flag reads as off")
             return self._serve_fallback(environ, start_response)

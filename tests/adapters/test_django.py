@@ -405,12 +405,12 @@ def test_rampup_failure_serves_defaults(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """If rampup cannot open the request, the view still runs, with every flag's default."""
-    from rampup._request import Runtime
+    from rampup._request import RequestFlags
 
-    def broken(self: Any, view: Any, request: Any = None) -> Any:
+    def broken(self: Any, *args: Any) -> None:
         raise RuntimeError("rampup bug")
 
-    monkeypatch.setattr(Runtime, "open", broken)
+    monkeypatch.setattr(RequestFlags, "__init__", broken)
     with caplog.at_level(logging.ERROR, logger="rampup"):
         response = Client().get("/read/plain")
         dark = Client().get("/read/dark")
@@ -749,12 +749,12 @@ def test_inside_rampup_wsgi_middleware_reuses_its_flags() -> None:
 
 def test_rampup_failure_serves_defaults_under_asgi(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under ASGI too, a failure opening the request still serves the view with defaults."""
-    from rampup._request import Runtime
+    from rampup._request import RequestFlags
 
-    def broken(self: Any, view: Any, request: Any = None) -> Any:
+    def broken(self: Any, *args: Any) -> None:
         raise RuntimeError("rampup bug")
 
-    monkeypatch.setattr(Runtime, "open", broken)
+    monkeypatch.setattr(RequestFlags, "__init__", broken)
 
     async def run() -> Any:
         return await AsyncClient().get("/async-read")

@@ -142,7 +142,9 @@ class RampupMiddleware:
             self.runtime.finish(f, None, exc)
             raise
         finally:
-            unbind(token)
+            _current.reset(token)  # same thread and context: cannot fail
+        if f.minted is None and f.override_state is None and self._plain(response):
+            return response
         return self._respond(f, request, response)
 
     async def _acall(self, request: Any) -> Any:
@@ -165,6 +167,8 @@ class RampupMiddleware:
             raise
         finally:
             unbind(token)
+        if f.minted is None and f.override_state is None and self._plain(response):
+            return response
         return self._respond(f, request, response)
 
     def process_exception(self, request: Any, exception: Exception) -> None:
@@ -175,7 +179,7 @@ class RampupMiddleware:
     def _open(self, request: Any) -> RequestFlags | None:
         try:
             # Weakly, like DjangoView: request.flags -> Flags -> request would be a cycle.
-            f = self.runtime.open(ref(request), DjangoView)
+            f = self.runtime.opener(ref(request), DjangoView)
         except Exception:
             log.exception("rampup: could not open the request; serving it with default flags")
             return None
@@ -195,6 +199,14 @@ class RampupMiddleware:
             return self.get_response(request)
         finally:
             unbind(token)
+
+    def _plain(self, response: Any) -> bool:
+        """True when the response needs nothing from rampup whatever was read: no headers
+        due in any case, no listener to tell, not streamed."""
+        runtime = self.runtime
+        return not (
+            runtime.eager_headers or runtime.needs_end or getattr(response, "streaming", False)
+        )
 
     def _respond(self, f: RequestFlags, request: Any, response: Any) -> Any:
         runtime = self.runtime
