@@ -11,6 +11,9 @@ iterates and closes the body. Each framework's variants are timed in the same in
   c  rampup, the view reads 5 flags, subject from a valid ``rampup_id`` cookie
   d  rampup, the view reads 5 flags, subject from the ``X-User-Id`` header
   e  rampup, the view reads 5 flags, new visitor: an id is minted and set as a cookie (extra)
+  f  the floor: a middleware that only binds a ContextVar for the request and wraps
+     start_response/send, the least any middleware serving ``rampup.flags`` and adding a
+     response header must do (extra; no rampup code runs in it)
 
 The 5 flags: a 10 % split, a segment rule (header.x-user-email ends_with @example.com, else a
 10 % split; the request's e-mail is not in it, so the split runs too) and three booleans, read
@@ -38,6 +41,7 @@ import sys
 import time
 import timeit
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -81,11 +85,70 @@ LABELS = {
     "c": "rampup, 5 flags, cookie id",
     "d": "rampup, 5 flags, X-User-Id",
     "e": "rampup, 5 flags, new visitor (extra)",
+    "f": "floor: binds a ContextVar, wraps start_response/send (extra)",
 }
 # which request each variant sends
-REQUEST_OF = {"a": "cookie", "b": "cookie", "c": "cookie", "d": "header", "e": "new"}
+REQUEST_OF = {"a": "cookie", "b": "cookie", "c": "cookie", "d": "header", "e": "new", "f": "cookie"}
 RATIO_TARGET = {"starlette": 0.95, "flask": 0.98, "django": 0.98}
 ADDED_TARGET_US = 5.0
+
+
+# -- the floor (variant f): the least a middleware can do and still serve `rampup.flags`
+# (bind a ContextVar for the request) and add response headers (wrap start_response/send).
+# Nothing of rampup runs in it: it shows what the ratio targets leave for rampup's own work.
+_FLOOR: ContextVar[Any] = ContextVar("bench.floor")
+
+
+def floor_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
+    def floor(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def sr(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        token = _FLOOR.set(environ)
+        try:
+            return app(environ, sr)
+        finally:
+            _FLOOR.reset(token)
+
+    return floor
+
+
+class FloorASGI:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        def _send(message: Any) -> Any:
+            return send(message)
+
+        token = _FLOOR.set(scope)
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            _FLOOR.reset(token)
+
+
+class FloorDjango:
+    """In MIDDLEWARE as f"{__name__}.FloorDjango"; Django returns the response itself."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        token = _FLOOR.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            _FLOOR.reset(token)
 
 
 def read_five() -> None:
@@ -199,7 +262,14 @@ def plain_wsgi_apps() -> tuple[dict[str, Any], str]:
     def mw(app: Any) -> Any:
         return RampupMiddleware(app, flags=FLAGS, **OPTIONS)
 
-    apps = {"a": hello, "b": mw(hello), "c": mw(hello5), "d": mw(hello5), "e": mw(hello5)}
+    apps = {
+        "a": hello,
+        "b": mw(hello),
+        "c": mw(hello5),
+        "d": mw(hello5),
+        "e": mw(hello5),
+        "f": floor_wsgi(hello),
+    }
     return apps, "rampup.wsgi.RampupMiddleware(app, flags=..., user_header=...)"
 
 
@@ -208,7 +278,7 @@ def flask_apps() -> tuple[dict[str, Any], str]:
 
     has_ext = importlib.util.find_spec("rampup.flask") is not None
 
-    def make(reads: bool, with_rampup: bool) -> Any:
+    def make(reads: bool, with_rampup: bool, floor: bool = False) -> Any:
         app = Flask(__name__)
         app.config["SECRET_KEY"] = SECRET
 
@@ -227,6 +297,8 @@ def flask_apps() -> tuple[dict[str, Any], str]:
                 from rampup.wsgi import RampupMiddleware
 
                 app.wsgi_app = RampupMiddleware(app.wsgi_app, flags=FLAGS, **OPTIONS)
+        if floor:
+            app.wsgi_app = floor_wsgi(app.wsgi_app)  # type: ignore[method-assign]
         return app
 
     apps = {
@@ -235,6 +307,7 @@ def flask_apps() -> tuple[dict[str, Any], str]:
         "c": make(True, True),
         "d": make(True, True),
         "e": make(True, True),
+        "f": make(False, False, floor=True),
     }
     how = (
         "rampup.flask.Rampup(app, flags=..., user_header=...)"
@@ -279,6 +352,7 @@ def django_apps() -> tuple[dict[str, Any], str]:
         "c": handler(mw),
         "d": handler(mw),
         "e": handler(mw),
+        "f": handler([f"{__name__}.FloorDjango"]),
     }
     return apps, '"rampup.django.RampupMiddleware" in MIDDLEWARE, RAMPUP = {...}'
 
@@ -356,10 +430,12 @@ def starlette_apps() -> tuple[dict[str, Any], str]:
         read_five()
         return PlainTextResponse(BODY.decode())
 
-    def make(view: Any, with_rampup: bool) -> Any:
+    def make(view: Any, with_rampup: bool, floor: bool = False) -> Any:
         app = Starlette(routes=[Route("/", view)])
         if with_rampup:
             app.add_middleware(RampupMiddleware, flags=FLAGS, **OPTIONS)
+        if floor:
+            app.add_middleware(FloorASGI)
         return app
 
     apps = {
@@ -368,6 +444,7 @@ def starlette_apps() -> tuple[dict[str, Any], str]:
         "c": make(hello5, True),
         "d": make(hello5, True),
         "e": make(hello5, True),
+        "f": make(hello, False, floor=True),
     }
     return apps, "app.add_middleware(rampup.asgi.RampupMiddleware, flags=..., user_header=...)"
 
@@ -426,8 +503,8 @@ def check(framework: str, variant: str, res: dict[str, Any]) -> None:
     _require(res["status"] == 200, where, res["status"])
     _require(res["body"] == BODY, where, res["body"])
     f = res["flags"]
-    if variant == "a":
-        _require(f is None, where, "bare app has rampup.flags")
+    if variant in "af":
+        _require(f is None, where, "bare app or floor has rampup.flags")
         return
     _require(f is not None, where, "no rampup.flags in environ/scope")
     if variant == "b":
@@ -508,6 +585,9 @@ def report(framework: str, summary: dict[str, dict[str, float]], misses: list[st
             verdict = "PASS" if d["added_us"] <= ADDED_TARGET_US else "MISS"
         elif v == "b":
             target = "(no ratio target: bare app is ~1 µs)"
+        elif v == "f" and framework in RATIO_TARGET:
+            want = RATIO_TARGET[framework]
+            target = f"(the b target {want}: {'within' if d['ratio'] >= want else 'out of'} reach)"
         if verdict == "MISS":
             misses.append(
                 f"{framework} {v} ({LABELS[v]}): ratio {d['ratio']:.3f}, +{d['added_us']:.2f} µs"
@@ -516,6 +596,12 @@ def report(framework: str, summary: dict[str, dict[str, float]], misses: list[st
             f"| {v}: {LABELS[v]} | {d['median_rps']:,.0f} | {d['us_per_req']:.2f} | "
             f"{d['ratio']:.3f} | {d['ratio_min']:.3f}-{d['ratio_max']:.3f} | "
             f"{d['added_us']:+.2f} | {target} | {verdict} |"
+        )
+    if "b" in summary and "f" in summary:
+        b, f = summary["b"], summary["f"]
+        print(
+            f"\nrampup's own work at 0 flags, beyond the floor: "
+            f"{b['added_us'] - f['added_us']:+.2f} µs/req (b minus f)"
         )
 
 

@@ -5,8 +5,7 @@ reaches the flags through Flask's request context, so it needs ``stream_with_con
 ``g`` and ``request`` do). This module only translates: options come from
 keyword arguments and ``app.config["RAMPUP_<NAME>"]``; the request's Flags are reachable as
 ``g.flags``, as ``flags`` in templates and as :data:`rampup.flags`; :func:`flag_required`
-guards a view. Per request, besides the WSGI middleware, only an ``after_request`` hook runs
-(it breaks the environ <-> Flags reference cycle).
+guards a view. Nothing here runs per request except what a view asks for.
 """
 
 from __future__ import annotations
@@ -116,7 +115,6 @@ class Rampup:
         # fallback below finds the Flags there, so no per-request body wrapper is needed.
         middleware = RampupMiddleware(app.wsgi_app, runtime=runtime, stream_context=False)
         register_fallback(_environ_flags)
-        app.after_request(_release)
         app.wsgi_app = middleware  # type: ignore[method-assign]
         state = RampupState(runtime, middleware)
         app.extensions["rampup"] = state
@@ -183,16 +181,6 @@ def _given_flask_request(user: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return user(request._get_current_object())  # type: ignore[attr-defined]
 
     return call
-
-
-def _release(response: Any) -> Any:
-    """After a request: drop the environ's reference to its Flags, which refer to the environ;
-    left, every request would be a reference cycle only the garbage collector frees (Flask
-    clears its own for the same reason). A streamed body may still read flags through it
-    (``stream_with_context``), so a streamed response keeps it."""
-    if not response.is_streamed:
-        request.environ.pop(ENVIRON_KEY, None)
-    return response
 
 
 def _environ_flags() -> Flags | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -244,6 +245,13 @@ class RampupMiddleware:
                 del environ[ENVIRON_KEY]  # environ <-> Flags is a cycle: free it now, not by GC
             return body
         if not self.stream_context:
+            # The framework streams in its own context (Flask: stream_with_context), where
+            # rampup.flags finds the Flags in the environ: the entry must outlive this call,
+            # so it goes when the server closes the body. Werkzeug's ClosingIterator (what
+            # Flask returns) takes close callbacks; any other body keeps the entry.
+            callbacks = getattr(body, "_callbacks", None)
+            if type(callbacks) is list:
+                callbacks.append(partial(_forget, environ, f))
             return body
         return _Body(body, f, environ)
 
@@ -258,6 +266,13 @@ class RampupMiddleware:
         finally:
             _current.reset(token)
         return _Body(body, f, environ)
+
+
+def _forget(environ: dict[str, Any], f: Flags) -> None:
+    """Drop the environ's reference to its request's Flags (which refer to the environ): a
+    request must not end as a reference cycle, which only the garbage collector frees."""
+    if environ.get(ENVIRON_KEY) is f:
+        del environ[ENVIRON_KEY]
 
 
 def _is_file_wrapper(body: Iterable[bytes], environ: dict[str, Any]) -> bool:

@@ -567,7 +567,7 @@ def test_streaming_response_streams_with_flags(flag_file: Path) -> None:
 
 def test_requests_leave_no_more_garbage_than_bare_flask(flag_file: Path) -> None:
     """The environ must not keep pointing at the request's Flags (which point back at it):
-    100 requests that read flags leave what bare Flask leaves."""
+    100 requests that read flags, half of them streamed, leave what bare Flask leaves."""
     import gc
 
     def garbage(with_rampup: bool) -> int:
@@ -580,13 +580,23 @@ def test_requests_leave_no_more_garbage_than_bare_flask(flag_file: Path) -> None
             f = getattr(g, "flags", None)
             return f"{f.variant('split')} {f.subject.key}" if f is not None else "bare"
 
+        @app.get("/stream")
+        def stream() -> Response:
+            def body() -> Iterator[str]:
+                yield "x"
+                if with_rampup:
+                    yield str(rampup.flags.enabled("plain"))  # found through the environ
+
+            return Response(stream_with_context(body()))
+
         client = app.test_client()
-        client.get("/").close()  # warm up: first-request work is not per-request garbage
+        for path in ("/", "/stream"):  # warm up: first-request work is not per-request garbage
+            client.get(path).close()
         gc.collect()
         gc.disable()
         try:
-            for _ in range(100):
-                resp = client.get("/")
+            for i in range(100):
+                resp = client.get("/stream" if i % 2 else "/")
                 assert resp.status_code == 200
                 resp.close()
                 del resp
