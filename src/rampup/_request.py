@@ -22,8 +22,10 @@ from .context import _NO_FORCED, Flags, Listener
 from .model import Reason, Subject
 from .sources import Source, as_source
 from .subject import (
+    _HEX,
     RequestAttributes,
     RequestView,
+    attributes_of,
     clean_key,
     mint_anonymous_id,
     subject_from,
@@ -348,7 +350,11 @@ class RequestFlags(Flags):
         if self._decisions:
             log.warning("rampup: identify() after flags were read in this request; ignored")
             return False
-        self._subject = Subject(clean_key(key), RequestAttributes(self.view, attributes))
+        view = self.view
+        self._subject = Subject(
+            clean_key(key),
+            RequestAttributes(view, attributes) if attributes else attributes_of(view),
+        )
         if self._subject.key is None:
             self._subject = None
             return False
@@ -356,44 +362,51 @@ class RequestFlags(Flags):
         return True
 
     def _resolve(self) -> Subject:
+        # Runs once per request that reads a subject-dependent flag: kept flat (one frame
+        # for the common cases: a user id header or cookie, or the anonymous id cookie).
         try:
-            s = self._resolve_subject()
+            settings = self.runtime.settings
+            view = self.view
+            key = None
+            if settings.user_header:
+                raw = view.header(settings.user_header)
+                if raw is not None:
+                    key = _user_key(raw, "header", settings.user_header)
+            if key is None and settings.user_cookie:
+                raw = view.cookie(settings.user_cookie)
+                if raw is not None:
+                    key = _user_key(raw, "cookie", settings.user_cookie)
+            if key is None and settings.user is not None:
+                s = self._from_callback(settings.user, view)
+            else:
+                if key is None:
+                    key = view.cookie(settings.cookie_name)
+                    if key is None or len(key) != 32 or key.strip(_HEX):  # not an id we mint
+                        key = self._mint(key)
+                s = Subject(key, attributes_of(view))
         except Exception:
             log.exception("rampup: resolving the request's subject failed; using an anonymous id")
-            s = Subject(self._anonymous_id(self.view), RequestAttributes(self.view))
+            s = Subject(self._anonymous_id(self.view), attributes_of(self.view))
         self._subject = s
         return s
 
-    def _resolve_subject(self) -> Subject:
-        settings = self.runtime.settings
-        view = self.view
-        if settings.user_header:
-            raw = view.header(settings.user_header)
-            if raw is not None:
-                key = _user_key(raw, "header", settings.user_header)
-                if key is not None:
-                    return Subject(key, RequestAttributes(view))
-        if settings.user_cookie:
-            raw = view.cookie(settings.user_cookie)
-            if raw is not None:
-                key = _user_key(raw, "cookie", settings.user_cookie)
-                if key is not None:
-                    return Subject(key, RequestAttributes(view))
-        if settings.user is not None:
-            request = self.request
-            if type(request) is ReferenceType:  # held weakly by the adapter (Django)
-                request = request()
-            s = subject_from(settings.user(request), view)
-            if s is not None:
-                return s if s.key is not None else Subject(self._anonymous_id(view), s.attributes)
-        return Subject(self._anonymous_id(view), RequestAttributes(view))
+    def _from_callback(self, user: Callable[[Any], Any], view: RequestView) -> Subject:
+        request = self.request
+        if type(request) is ReferenceType:  # held weakly by the adapter (Django)
+            request = request()
+        s = subject_from(user(request), view)
+        if s is None:
+            return Subject(self._anonymous_id(view), attributes_of(view))
+        return s if s.key is not None else Subject(self._anonymous_id(view), s.attributes)
 
     def _anonymous_id(self, view: RequestView) -> str:
         existing = view.cookie(self.runtime.settings.cookie_name)
+        return existing if valid_anonymous_id(existing) else self._mint(existing)  # type: ignore[return-value]
+
+    def _mint(self, existing: str | None) -> str:
+        """A new anonymous id, to be set as a cookie; ``existing`` is the id cookie that was
+        sent, if any (rare: the reason it is replaced goes to the debug log)."""
         if existing is not None:
-            if valid_anonymous_id(existing):
-                return existing
-            # rare: say why the visitor's id is replaced
             log.debug(
                 "rampup: ignoring the %s cookie (%d chars): not an id rampup mints "
                 "(32 lowercase hex digits); minting a new one",
@@ -417,7 +430,8 @@ class RequestFlags(Flags):
             return _NO_FORCED
         if state.outcomes or state.set_cookie is not None:  # the request sent overrides
             self.override_state = state
-        forced: Mapping[str, str] = state.served
+        # the shared empty mapping when nothing is forced: Flags._decide's fast path tests it
+        forced: Mapping[str, str] = state.served or _NO_FORCED
         self._forced = forced
         return forced
 

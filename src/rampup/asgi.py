@@ -18,7 +18,7 @@ from ._request import _POLICY, RequestFlags, Runtime, Settings
 from .context import Flags, _current
 from .engine import Snapshot
 from .overrides import reader_for
-from .subject import find_cookie, header_bytes
+from .subject import ViewAttributes, find_cookie, header_bytes
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SCOPE_KEY", "ASGIView", "RampupMiddleware"]
@@ -33,7 +33,7 @@ _FALLBACK = Snapshot.build({}, {}, "<rampup unavailable>")
 MAX_HEADER = 8 * 1024
 
 
-class ASGIView:
+class ASGIView(ViewAttributes):
     """A :class:`~rampup.subject.RequestView` over an ASGI scope; parses on demand."""
 
     __slots__ = ("_cookie", "_index", "_query", "scope")

@@ -136,34 +136,26 @@ class Flags:
         return s
 
     def _decide(self, key: str) -> Decision:
-        # The per-read hot path: Snapshot.evaluate inlined, and flags whose decision cannot
-        # depend on the subject (no rules, killed) never resolve it, so a request that reads
-        # only those mints no anonymous id.
+        # The per-read hot path: Snapshot.evaluate inlined. Flags whose decision cannot depend
+        # on the subject (no rules, killed) never resolve it, so a request that reads only
+        # those mints no anonymous id.
         snapshot = self.snapshot
-        hook = _testing_hook
-        # Outside the try on purpose: forcing a typo'd flag in a test must fail that test, not
-        # serve a default. The hook is only ever set by rampup.testing.
-        d = hook(snapshot, key) if hook is not None else None
+        d = None
+        if self._forced is not _NO_FORCED or _testing_hook is not None:
+            d = self._forced_decision(key)
         if d is None:
-            try:
-                forced = self._forced
-                if forced is None:
-                    forced = self._read_forced()
-                variant = forced.get(key) if forced else None
-                if variant is not None:
-                    d = snapshot.evaluate(key, self.subject, None, variant)
+            d = snapshot._constants.get(key)
+            if d is None:
+                ev = snapshot._evaluators.get(key)
+                if ev is None:
+                    d = unknown_flag(key)
                 else:
-                    d = snapshot._constants.get(key)
-                    if d is None:
-                        ev = snapshot._evaluators.get(key)
-                        if ev is None:
-                            d = unknown_flag(key)
-                        else:
-                            subject = self._subject
-                            d = ev(subject if subject is not None else self._resolve(), None)
-            except Exception as exc:
-                log.exception("rampup: deciding flag %r failed; serving its default", key)
-                d = snapshot.error_decision(key, exc)
+                    try:
+                        subject = self._subject
+                        d = ev(subject if subject is not None else self._resolve(), None)
+                    except Exception as exc:
+                        log.exception("rampup: deciding flag %r failed; serving its default", key)
+                        d = snapshot.error_decision(key, exc)
         self._decisions[key] = d
         if self.listeners:
             for listener in self.listeners:
@@ -172,6 +164,26 @@ class Flags:
                 except Exception:
                     log.exception("rampup: listener %r failed", listener)
         return d
+
+    def _forced_decision(self, key: str) -> Decision | None:
+        """What rampup.testing or an override forces for ``key``, else None (overrides are
+        read at the first call)."""
+        snapshot = self.snapshot
+        hook = _testing_hook
+        # Outside the try on purpose: forcing a typo'd flag in a test must fail that test, not
+        # serve a default. The hook is only ever set by rampup.testing.
+        d = hook(snapshot, key) if hook is not None else None
+        if d is not None:
+            return d
+        try:
+            forced = self._forced
+            if forced is None:
+                forced = self._read_forced()
+            variant = forced.get(key)
+            return None if variant is None else snapshot.evaluate(key, self.subject, None, variant)
+        except Exception as exc:
+            log.exception("rampup: reading the overrides of %r failed; serving its default", key)
+            return snapshot.error_decision(key, exc)
 
     def __repr__(self) -> str:
         return f"<Flags decided={list(self._decisions)} over {self.snapshot.origin!r}>"

@@ -18,6 +18,8 @@ __all__ = [
     "MAX_KEY",
     "RequestAttributes",
     "RequestView",
+    "ViewAttributes",
+    "attributes_of",
     "clean_key",
     "environ_key",
     "find_cookie",
@@ -177,25 +179,32 @@ def valid_anonymous_id(value: str | None) -> bool:
 _HEX = "0123456789abcdef"
 
 
-class RequestAttributes(Mapping[str, Any]):
-    """The attributes conditions can test, computed from the request on first access.
+_BUILTIN = ("path", "method", "host", "ip", "scheme")
+
+
+class ViewAttributes(Mapping[str, Any]):
+    """Base class for request views that are also the attribute mapping conditions read
+    (rampup's own adapters' views): a request's Subject then needs no second object.
 
     Names: ``path``, ``method``, ``host``, ``ip``, ``scheme``, ``header.<name>``,
-    ``cookie.<name>``, plus whatever the user callback returned (which wins on a clash).
+    ``cookie.<name>``, each computed from the request when a condition asks.
     """
 
-    __slots__ = ("_extra", "_view")
-    _BUILTIN = ("path", "method", "host", "ip", "scheme")
+    __slots__ = ()
 
-    def __init__(self, view: RequestView, extra: Mapping[str, Any] | None = None) -> None:
-        self._view = view
-        self._extra = extra or {}
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _SELF_ATTRIBUTES.add(cls)
 
     def get(self, name: str, default: Any = None) -> Any:
-        """The attribute ``name`` (a callback extra wins), or ``default`` if there is none."""
-        if name in self._extra:
-            return self._extra[name]
-        view = self._view
+        """The attribute ``name``, or ``default`` if the request has none."""
+        view: Any = self
+        if name.startswith("header."):  # the most common in flag files, so tested first
+            v = view.header(name[7:])
+            return default if v is None else v
+        if name.startswith("cookie."):
+            v = view.cookie(name[7:])
+            return default if v is None else v
         if name == "path":
             return view.path
         if name == "method":
@@ -206,12 +215,6 @@ class RequestAttributes(Mapping[str, Any]):
             return view.client_ip
         if name == "scheme":
             return view.scheme
-        if name.startswith("header."):
-            v = view.header(name[7:])
-            return default if v is None else v
-        if name.startswith("cookie."):
-            v = view.cookie(name[7:])
-            return default if v is None else v
         return default
 
     def __getitem__(self, name: str) -> Any:
@@ -221,14 +224,56 @@ class RequestAttributes(Mapping[str, Any]):
         return v
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._extra
-        yield from (k for k in self._BUILTIN if k not in self._extra)
+        return iter(_BUILTIN)
 
     def __len__(self) -> int:
-        return len(self._extra) + sum(1 for k in self._BUILTIN if k not in self._extra)
+        return len(_BUILTIN)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self)!r})"
+
+
+_SELF_ATTRIBUTES: set[type] = set()
+
+
+class RequestAttributes(Mapping[str, Any]):
+    """The attributes conditions can test, computed from the request on first access: those
+    of :class:`ViewAttributes`, plus whatever the user callback returned (which wins on a
+    clash). For views that are not themselves ViewAttributes, or with callback extras."""
+
+    __slots__ = ("_extra", "_view")
+
+    def __init__(self, view: RequestView, extra: Mapping[str, Any] | None = None) -> None:
+        self._view = view
+        self._extra = extra or {}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The attribute ``name`` (a callback extra wins), or ``default`` if there is none."""
+        if name in self._extra:
+            return self._extra[name]
+        # The same lookups, on any RequestView (duck typing: it needs no base class).
+        return ViewAttributes.get(self._view, name, default)  # type: ignore[arg-type]
+
+    def __getitem__(self, name: str) -> Any:
+        v = self.get(name, _MISSING)
+        if v is _MISSING:
+            raise KeyError(name)
+        return v
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._extra
+        yield from (k for k in _BUILTIN if k not in self._extra)
+
+    def __len__(self) -> int:
+        return len(self._extra) + sum(1 for k in _BUILTIN if k not in self._extra)
 
     def __repr__(self) -> str:
         return f"RequestAttributes({dict(self)!r})"
+
+
+def attributes_of(view: RequestView) -> Mapping[str, Any]:
+    """The attribute mapping of a request view: the view itself when it is one."""
+    return view if type(view) in _SELF_ATTRIBUTES else RequestAttributes(view)  # type: ignore[return-value]
 
 
 _MISSING: Any = object()
@@ -244,4 +289,4 @@ def subject_from(result: Any, view: RequestView) -> Subject | None:
     if isinstance(result, Mapping):
         extra = {k: v for k, v in result.items() if k != "key"}
         return Subject(clean_key(result.get("key")), RequestAttributes(view, extra))
-    return Subject(clean_key(result), RequestAttributes(view))
+    return Subject(clean_key(result), attributes_of(view))

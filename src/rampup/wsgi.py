@@ -17,7 +17,7 @@ from typing import Any
 from ._request import RequestFlags, Runtime
 from .context import Flags, _current
 from .engine import Snapshot
-from .subject import _ENVIRON_KEYS, environ_key, find_cookie
+from .subject import _ENVIRON_KEYS, ViewAttributes, environ_key, find_cookie
 
 __all__ = ["ENVIRON_KEY", "RampupMiddleware", "WSGIView"]
 
@@ -33,7 +33,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class WSGIView:
+class WSGIView(ViewAttributes):
     """A :class:`~rampup.subject.RequestView` over a WSGI environ; parses on demand."""
 
     __slots__ = ("_query", "environ")

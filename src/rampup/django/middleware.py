@@ -18,7 +18,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .._request import RequestFlags, Runtime
 from ..context import Flags, _current, unbind
-from ..subject import environ_key, find_cookie
+from ..subject import ViewAttributes, environ_key, find_cookie
 from .conf import build_runtime
 
 __all__ = ["META_KEY", "DjangoView", "RampupMiddleware"]
@@ -33,7 +33,7 @@ MAX_HEADER = 8 * 1024
 _ERROR_ATTR = "_rampup_error"
 
 
-class DjangoView:
+class DjangoView(ViewAttributes):
     """A :class:`~rampup.subject.RequestView` over an ``HttpRequest``; reads ``META`` lazily.
 
     It holds the request weakly: the request holds its Flags (``request.flags``), and a strong
