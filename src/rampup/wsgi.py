@@ -238,22 +238,22 @@ class RampupMiddleware:
         # e.g. telemetry with nothing recorded for this request needs no end
         if seen is not None and runtime.wants_end(f):
             return _Body(body, f, environ, runtime, seen)
+        if type(body) is not list:
+            if not self.stream_context:
+                # The framework streams in its own context (Flask: stream_with_context), where
+                # rampup.flags finds the Flags in the environ: the entry must outlive this
+                # call, so it goes when the server closes the body. Werkzeug's
+                # ClosingIterator (what Flask returns) takes close callbacks.
+                callbacks = getattr(body, "_callbacks", None)
+                if type(callbacks) is list:
+                    callbacks.append(partial(_forget, environ, f))
+                    return body
+            if not _is_file_wrapper(body, environ):
+                return body if not self.stream_context else _Body(body, f, environ)
         # Already produced (a list), or a file the server may sendfile(): no app code runs
         # while it is sent, so hand it over as is.
-        if type(body) is list or _is_file_wrapper(body, environ):
-            if environ.get(ENVIRON_KEY) is f:
-                del environ[ENVIRON_KEY]  # environ <-> Flags is a cycle: free it now, not by GC
-            return body
-        if not self.stream_context:
-            # The framework streams in its own context (Flask: stream_with_context), where
-            # rampup.flags finds the Flags in the environ: the entry must outlive this call,
-            # so it goes when the server closes the body. Werkzeug's ClosingIterator (what
-            # Flask returns) takes close callbacks; any other body keeps the entry.
-            callbacks = getattr(body, "_callbacks", None)
-            if type(callbacks) is list:
-                callbacks.append(partial(_forget, environ, f))
-            return body
-        return _Body(body, f, environ)
+        _forget(environ, f)  # environ <-> Flags is a cycle: free it now, not by the GC
+        return body
 
     def _serve_fallback(
         self, environ: dict[str, Any], start_response: StartResponse
