@@ -186,6 +186,16 @@ def stream(request: Any) -> StreamingHttpResponse:
     return StreamingHttpResponse(body())
 
 
+def stream_subject(request: Any) -> StreamingHttpResponse:
+    def body() -> Iterator[bytes]:
+        yield b"start|"
+        # The first subject-dependent read happens while the server streams: the subject
+        # comes from the request, which rampup holds only weakly.
+        yield f"{rampup.flags.variant('split')}|{rampup.flags.subject.key}".encode()
+
+    return StreamingHttpResponse(body())
+
+
 def identity(request: Any) -> JsonResponse:
     return JsonResponse(
         {"subject": request.flags.subject.key, "same_request": request.flags.request() is request}
@@ -220,6 +230,7 @@ urlpatterns = [
     path("async-read", async_read),
     path("template/<str:name>", template),
     path("stream", stream),
+    path("stream-subject", stream_subject),
     path("identity", identity),
     path("maybe-read", maybe_read),
 ]
@@ -427,6 +438,28 @@ def test_streaming_body_can_read_flags() -> None:
     response = Client().get("/stream")
     assert b"".join(response.streaming_content) == b"start|True"
     assert not rampup.flags.bound
+
+
+def test_streamed_body_resolves_the_subject_from_the_live_request() -> None:
+    """Under Django's own WSGI handler, a body streamed after the middleware returned can
+    still resolve the subject from the request: Django keeps the request alive until the
+    response is closed, even though rampup's reference to it is weak."""
+    import gc
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    env = RequestFactory().get("/stream-subject", HTTP_COOKIE=f"rampup_id={ANON}").environ
+    response = WSGIHandler()(env, lambda *a: None)
+    gc.collect()  # nothing but the response holds the request now
+    try:
+        body = b"".join(response)
+    finally:
+        response.close()
+    assert body.startswith(b"start|")
+    variant, key = body[len(b"start|") :].decode().split("|")
+    assert key == ANON
+    assert variant in ("on", "off")
 
 
 def test_listed_twice_is_one_flags() -> None:
