@@ -38,7 +38,7 @@ from rampup.overrides import (
     read_values,
     reader_for,
 )
-from rampup.wsgi import RampupMiddleware
+from rampup.wsgi import RampupMiddleware, WSGIView
 
 SECRET = "qa-secret-0123456789abcdef"
 OLD = "old-secret-0123456789abcdef"
@@ -592,6 +592,45 @@ def test_reader_failure_is_contained(caplog: pytest.LogCaptureFixture) -> None:
         headers = runtime.response_headers(f)
     assert headers == [("X-Rampup-Overrides", "refused overrides (rampup): internal error")]
     assert "reading overrides failed" in caplog.text
+
+
+def test_a_reader_returning_junk_is_read_once_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A custom reader whose state lacks what rampup needs costs the overrides, once: the
+    other flags of the request decide as usual."""
+
+    class Junk:
+        eager = False
+
+        def read(self, flags: Any) -> Any:
+            return object()
+
+    runtime = Runtime(FLAGS, Settings(), Junk())
+    with caplog.at_level(logging.ERROR, logger="rampup"):
+        f = runtime.open({}, WSGIView)
+        assert f.decision("button").reason is Reason.DEFAULT
+        assert f.decision("new-checkout").reason is Reason.DEFAULT
+    assert caplog.text.count("reading overrides failed") == 1
+
+
+def test_an_override_needs_no_subject() -> None:
+    """An honoured override on a flag without rules resolves no subject: no user callback
+    call, no anonymous id minted; a refused one falls back to the rules."""
+    calls: list[Any] = []
+
+    def user(request: Any) -> Any:
+        calls.append(request)
+        return "u-1"
+
+    settings = Settings(overrides="open", debug=True, user=user)
+    runtime = Runtime(FLAGS, settings)
+    f = runtime.open({"HTTP_X_RAMPUP_OVERRIDE": "button=green"}, WSGIView)
+    assert f.decision("button").reason is Reason.OVERRIDE
+    assert (calls, f.minted) == ([], None)
+    g = runtime.open({"HTTP_X_RAMPUP_OVERRIDE": "button=purple"}, WSGIView)
+    assert g.decision("button").reason is Reason.DEFAULT  # unknown variant: refused
+    assert calls == []
 
 
 def test_plain_flags_object_ignores_overrides() -> None:

@@ -418,20 +418,17 @@ class RequestFlags(Flags):
 
     def _read_forced(self) -> Mapping[str, str]:
         """Read this request's overrides (once, at the first flag read); never raises."""
+        forced: Mapping[str, str] = _NO_FORCED
         reader = self.runtime.overrides
-        if reader is None:
-            self._forced = _NO_FORCED
-            return _NO_FORCED
-        try:
-            state = reader.read(self)
-        except Exception:
-            log.exception("rampup: reading overrides failed; ignoring them")
-            self._forced = _NO_FORCED
-            return _NO_FORCED
-        if state.outcomes or state.set_cookie is not None:  # the request sent overrides
-            self.override_state = state
-        # the shared empty mapping when nothing is forced: Flags._decide's fast path tests it
-        forced: Mapping[str, str] = state.served or _NO_FORCED
+        if reader is not None:
+            try:
+                state = reader.read(self)
+                if state.outcomes or state.set_cookie is not None:  # the request sent some
+                    self.override_state = state
+                # the shared empty mapping when nothing is forced: _decide's fast path
+                forced = state.served or _NO_FORCED
+            except Exception:
+                log.exception("rampup: reading overrides failed; ignoring them")
         self._forced = forced
         return forced
 

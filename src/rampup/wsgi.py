@@ -178,9 +178,9 @@ class RampupMiddleware:
     ``flags`` is a flag file path (hot-reloaded), a mapping, a Snapshot or a source. Options are
     the fields of :class:`rampup._request.Settings` (``user_header=``, ``cookie_name=``, ...).
 
-    ``stream_context=False`` skips re-binding ``rampup.flags`` while the body is sent: for
-    frameworks whose streaming needs their own context anyway (Flask's
-    ``stream_with_context``), it saves a wrapper per request.
+    ``stream_context=False`` is for frameworks whose streaming needs their own context anyway
+    (Flask's ``stream_with_context``): a body that reports its close (Werkzeug's
+    ``ClosingIterator``) is then handed over unwrapped, which saves a wrapper per request.
     """
 
     __slots__ = ("app", "runtime", "stream_context")
@@ -249,7 +249,7 @@ class RampupMiddleware:
                     callbacks.append(partial(_forget, environ, f))
                     return body
             if not _is_file_wrapper(body, environ):
-                return body if not self.stream_context else _Body(body, f, environ)
+                return _Body(body, f, environ)
         # Already produced (a list), or a file the server may sendfile(): no app code runs
         # while it is sent, so hand it over as is.
         _forget(environ, f)  # environ <-> Flags is a cycle: free it now, not by the GC

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import sys
 import time
 from collections.abc import Iterator
@@ -569,7 +570,7 @@ def test_requests_leave_no_more_garbage_than_bare_flask(
     flag_file: Path, cyclic_garbage: Any
 ) -> None:
     """The environ must not keep pointing at the request's Flags (which point back at it):
-    100 requests that read flags, half of them streamed, leave what bare Flask leaves."""
+    100 requests that read flags (plain, streamed, send_file) leave what bare Flask leaves."""
 
     def garbage(with_rampup: bool) -> int:
         app = Flask(__name__)
@@ -590,12 +591,19 @@ def test_requests_leave_no_more_garbage_than_bare_flask(
 
             return Response(stream_with_context(body()))
 
+        @app.get("/file")
+        def file() -> Response:
+            if with_rampup:
+                g.flags.variant("split")
+            return flask.send_file(io.BytesIO(b"data"), mimetype="text/plain")
+
         client = app.test_client()
-        for path in ("/", "/stream"):  # warm up: first-request work is not per-request garbage
+        paths = ("/", "/stream", "/file")
+        for path in paths:  # warm up: first-request work is not per-request garbage
             client.get(path).close()
 
         def one(i: int) -> None:
-            resp = client.get("/stream" if i % 2 else "/")
+            resp = client.get(paths[i % 3])
             assert resp.status_code == 200
             resp.close()
 
