@@ -22,7 +22,6 @@ from .context import _NO_FORCED, Flags, Listener
 from .model import Reason, Subject
 from .sources import Source, as_source
 from .subject import (
-    _HEX,
     RequestAttributes,
     RequestView,
     attributes_of,
@@ -362,8 +361,7 @@ class RequestFlags(Flags):
         return True
 
     def _resolve(self) -> Subject:
-        # Runs once per request that reads a subject-dependent flag: kept flat (one frame
-        # for the common cases: a user id header or cookie, or the anonymous id cookie).
+        # Runs once per request that reads a subject-dependent flag: kept flat.
         try:
             settings = self.runtime.settings
             view = self.view
@@ -379,11 +377,9 @@ class RequestFlags(Flags):
             if key is None and settings.user is not None:
                 s = self._from_callback(settings.user, view)
             else:
-                if key is None:
-                    key = view.cookie(settings.cookie_name)
-                    if key is None or len(key) != 32 or key.strip(_HEX):  # not an id we mint
-                        key = self._mint(key)
-                s = Subject(key, attributes_of(view))
+                s = Subject(
+                    key if key is not None else self._anonymous_id(view), attributes_of(view)
+                )
         except Exception:
             log.exception("rampup: resolving the request's subject failed; using an anonymous id")
             s = Subject(self._anonymous_id(self.view), attributes_of(self.view))
@@ -401,7 +397,7 @@ class RequestFlags(Flags):
 
     def _anonymous_id(self, view: RequestView) -> str:
         existing = view.cookie(self.runtime.settings.cookie_name)
-        return existing if valid_anonymous_id(existing) else self._mint(existing)  # type: ignore[return-value]
+        return existing if valid_anonymous_id(existing) else self._mint(existing)
 
     def _mint(self, existing: str | None) -> str:
         """A new anonymous id, to be set as a cookie; ``existing`` is the id cookie that was

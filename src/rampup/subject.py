@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from .model import Subject
 
@@ -170,7 +170,7 @@ def mint_anonymous_id() -> str:
     return secrets.token_hex(16)
 
 
-def valid_anonymous_id(value: str | None) -> bool:
+def valid_anonymous_id(value: str | None) -> TypeGuard[str]:
     """True for an id rampup could have minted; anything else is replaced."""
     # 32 characters, and nothing left once hex digits are stripped: a regex costs 3x more.
     return value is not None and len(value) == 32 and not value.strip(_HEX)

@@ -44,7 +44,7 @@ class WSGIView(ViewAttributes):
 
     def header(self, name: str) -> str | None:
         """The header's value from the environ, or None if absent or oversized."""
-        key = _ENVIRON_KEYS.get(name)
+        key = _ENVIRON_KEYS.get(name)  # environ_key's memo, read here to save its call
         value: str | None = self.environ.get(key if key is not None else environ_key(name))
         return value if value is None or len(value) <= MAX_HEADER else None
 
@@ -168,8 +168,8 @@ class _Body:
         if runtime is not None and isinstance(self._flags, RequestFlags):
             runtime.finish(self._flags, _last_status(self._seen), error)
         environ, self._environ = self._environ, None
-        if environ is not None and environ.get(ENVIRON_KEY) is self._flags:
-            del environ[ENVIRON_KEY]  # break the environ <-> Flags cycle (see __call__)
+        if environ is not None:
+            _forget(environ, self._flags)
 
 
 class RampupMiddleware:
