@@ -217,8 +217,6 @@ class Runtime:
         needs the request) or a ready view.
         """
         f = RequestFlags(self, request, view)
-        if not self._starts:
-            return f
         for lst in self._starts:
             try:
                 lst.on_request_start(f)

@@ -236,7 +236,7 @@ class RampupMiddleware:
         finally:
             _current.reset(token)
         # e.g. telemetry with nothing recorded for this request needs no end
-        if seen is not None and runtime.wants_end(f):
+        if seen is not None and f.listeners and runtime.wants_end(f):
             return _Body(body, f, environ, runtime, seen)
         if type(body) is not list:
             if not self.stream_context:
