@@ -207,12 +207,11 @@ class RampupMiddleware:
 
         eager = runtime.eager_headers
 
-        # A plain function returning send's awaitable: no extra coroutine per message. The
-        # cheap tests first: most responses have no header of ours to add.
+        # A plain function returning send's awaitable: no extra coroutine per message.
         def _send(message: Message) -> Any:
-            if (f.minted is not None or f.override_state is not None or eager) and message[
-                "type"
-            ] == "http.response.start":
+            if message["type"] == "http.response.start" and (
+                f.minted is not None or f.override_state is not None or eager
+            ):
                 extra = runtime.response_headers(f)
                 if extra:
                     message = _with_headers(message, extra)
@@ -222,15 +221,8 @@ class RampupMiddleware:
         try:
             await self.app(scope, receive, _send)
         finally:
-            # _unbind and _release, inlined: this runs on every request.
-            try:
-                _current.reset(token)
-            except ValueError:
-                log.warning("rampup: request context ended in another context")
-            scope.pop(SCOPE_KEY, None)  # pop: the app may have removed it
-            state = scope.get("state")
-            if state is not None and state.get("flags") is f:
-                del state["flags"]
+            _unbind(token)
+            _release(scope, f)
 
     async def _serve_reporting(
         self, f: RequestFlags, scope: Scope, receive: Receive, send: Send
