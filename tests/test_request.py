@@ -114,3 +114,44 @@ def test_an_unusable_user_header_is_ignored_with_a_reason_in_debug_logs(
     f = runtime.open(environ, WSGIView)
     assert f.subject.key == "user-9"
     assert "ignoring the X-User-Id header (300 chars)" in caplog.text
+
+
+class _Forcing:
+    """An override reader that forces split=on and counts its reads."""
+
+    eager = False
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self, f: Any) -> Any:
+        from rampup.overrides import Outcome, OverrideState
+
+        self.reads += 1
+        return OverrideState({"split": "on"}, (Outcome("split", "header", "honoured"),))
+
+    def response_headers(self, f: Any) -> list[tuple[str, str]]:
+        return []
+
+
+def test_a_reader_set_after_start_up_is_consulted_and_none_means_no_override_path() -> None:
+    """Requests opened without a reader skip override reading; one given later (as
+    learn_debug does) is read once per request, at the first flag read."""
+    runtime = Runtime(FLAGS, Settings(), None)
+    f = runtime.open({}, WSGIView)
+    assert f.read_overrides() is None
+    f.decision("split")
+    assert f.decision("split").reason.name == "SPLIT"
+
+    reader = _Forcing()
+    runtime.overrides = reader
+    f = runtime.open({}, WSGIView)
+    assert f.decision("split").reason.name == "OVERRIDE"
+    f.enabled("split")
+    assert reader.reads == 1
+    assert f.read_overrides() is not None
+
+    runtime.overrides = None
+    f = runtime.open({}, WSGIView)
+    assert f.decision("split").reason.name == "SPLIT"
+    assert reader.reads == 1

@@ -69,3 +69,9 @@ def test_anonymous_ids_are_128_bit_hex_and_validated() -> None:
     assert not valid_anonymous_id("a" * 31)
     assert not valid_anonymous_id("a" * 32 + "\n")
     assert not valid_anonymous_id(None)
+    # non-ASCII digits and letters, padding, hex with a prefix: never trusted, never raises
+    assert not valid_anonymous_id("\u0660" * 32)  # ARABIC-INDIC DIGIT ZERO
+    assert not valid_anonymous_id("\uff41" * 32)  # FULLWIDTH LATIN SMALL LETTER A
+    assert not valid_anonymous_id(" " + "a" * 31)
+    assert not valid_anonymous_id("0x" + "a" * 30)
+    assert not valid_anonymous_id("g" * 32)

@@ -137,13 +137,14 @@ class Runtime:
     __slots__ = (
         "_cookie_attrs",
         "_ends",
+        "_overrides",
         "_starts",
         "_wants",
         "eager_headers",
+        "forced_start",
         "listeners",
         "needs_end",
         "opener",
-        "overrides",
         "settings",
         "source",
         "timed",
@@ -177,7 +178,6 @@ class Runtime:
         if settings.cookie_domain:
             attrs.append(f"Domain={settings.cookie_domain}")
         self._cookie_attrs = "; ".join(attrs)
-        #: reads overrides from a request; see rampup.overrides (None: overrides off)
         self.overrides = request_overrides
         #: every listener, in the order given
         self.listeners: tuple[Listener, ...] = settings.listeners
@@ -193,6 +193,18 @@ class Runtime:
         self.opener: Callable[[Any, Any], RequestFlags] = (
             self.open if self._starts else partial(RequestFlags, self)
         )
+
+    @property
+    def overrides(self) -> Any:
+        """Reads overrides from a request; see rampup.overrides (None: overrides off)."""
+        return self._overrides
+
+    @overrides.setter
+    def overrides(self, reader: Any) -> None:
+        self._overrides = reader
+        #: what a new request's Flags._forced starts as: None (read at the first flag read),
+        #: or with no reader the "nothing forced" mapping, so no read takes the override path
+        self.forced_start: Mapping[str, str] | None = _NO_FORCED if reader is None else None
 
     @classmethod
     def from_options(cls, flags: Any, options: Mapping[str, Any]) -> Runtime:
@@ -316,7 +328,7 @@ class RequestFlags(Flags):
         self._view = view
         self._decisions = {}
         self._subject = None
-        self._forced = None  # read at the first flag read
+        self._forced = runtime.forced_start
         #: a freshly minted anonymous id, to be set as a cookie if a split used it
         self.minted: str | None = None
         #: what rampup.overrides made of the overrides this request sent (None: none sent,

@@ -94,20 +94,17 @@ def find_cookie(header: str | None, name: str) -> str | None:
     if not header or len(header) > MAX_COOKIE_HEADER:
         return None
     target = name + "="
-    first = header.find(target)
-    if first == -1:
+    before, found, rest = header.partition(target)
+    if not found:
         return None
     # Browsers separate cookies with "; ": when the first mention of the name starts the
     # header or follows "; ", it is the cookie; anything else takes the careful scan.
-    if first == 0 or (first >= 2 and header[first - 2 : first] == "; "):
-        i = first
-    else:
-        i = _find_whole(header, target, first)
+    if before and not before.endswith("; "):
+        i = _find_whole(header, target, len(before))
         if i == -1:
             return None
-    start = i + len(target)
-    end = header.find(";", start)
-    value = (header[start:] if end == -1 else header[start:end]).strip()
+        rest = header[i + len(target) :]
+    value = rest.partition(";")[0].strip()
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     return value
@@ -172,11 +169,17 @@ def mint_anonymous_id() -> str:
 
 def valid_anonymous_id(value: str | None) -> TypeGuard[str]:
     """True for an id rampup could have minted; anything else is replaced."""
-    # 32 characters, and nothing left once hex digits are stripped: a regex costs 3x more.
-    return value is not None and len(value) == 32 and not value.strip(_HEX)
+    # 32 ASCII characters, and nothing left once the hex digits are deleted (a bytes table
+    # deletion in C: half the cost of str.strip(chars), a third of a regex).
+    return (
+        value is not None
+        and len(value) == 32
+        and value.isascii()
+        and not value.encode("ascii").translate(None, _HEX)
+    )
 
 
-_HEX = "0123456789abcdef"
+_HEX = b"0123456789abcdef"
 
 
 _BUILTIN = ("path", "method", "host", "ip", "scheme")
