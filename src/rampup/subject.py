@@ -19,6 +19,7 @@ __all__ = [
     "RequestAttributes",
     "RequestView",
     "ViewAttributes",
+    "attribute_environ_key",
     "attributes_of",
     "clean_key",
     "environ_key",
@@ -138,6 +139,21 @@ def environ_key(name: str) -> str:
             key = "HTTP_" + key
         if len(_ENVIRON_KEYS) < 1024:
             _ENVIRON_KEYS[name] = key
+    return key
+
+
+#: attribute name -> its WSGI environ key ("" for names that are not ``header.<name>``)
+_ATTRIBUTE_KEYS: dict[str, str] = {}
+
+
+def attribute_environ_key(name: str) -> str:
+    """``header.X-User-Email`` -> ``HTTP_X_USER_EMAIL``; ``""`` for any other attribute name.
+    Memoized like environ_key: conditions name a small fixed set of attributes."""
+    key = _ATTRIBUTE_KEYS.get(name)
+    if key is None:
+        key = environ_key(name[7:]) if name.startswith("header.") else ""
+        if len(_ATTRIBUTE_KEYS) < 1024:
+            _ATTRIBUTE_KEYS[name] = key
     return key
 
 

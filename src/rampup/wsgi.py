@@ -17,7 +17,14 @@ from typing import Any
 from ._request import RequestFlags, Runtime
 from .context import Flags, _current
 from .engine import Snapshot
-from .subject import _ENVIRON_KEYS, ViewAttributes, environ_key, find_cookie
+from .subject import (
+    _ATTRIBUTE_KEYS,
+    _ENVIRON_KEYS,
+    ViewAttributes,
+    attribute_environ_key,
+    environ_key,
+    find_cookie,
+)
 
 __all__ = ["ENVIRON_KEY", "RampupMiddleware", "WSGIView"]
 
@@ -41,6 +48,17 @@ class WSGIView(ViewAttributes):
     def __init__(self, environ: dict[str, Any]) -> None:
         self.environ = environ
         self._query: dict[str, str] | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The attribute ``name``, or ``default``; ``header.<name>`` straight from the environ
+        (conditions on headers are the common case in flag files)."""
+        key = _ATTRIBUTE_KEYS.get(name)  # attribute_environ_key's memo, read here first
+        if key is None:
+            key = attribute_environ_key(name)
+        if not key:
+            return ViewAttributes.get(self, name, default)
+        value = self.environ.get(key)
+        return default if value is None or len(value) > MAX_HEADER else value
 
     def header(self, name: str) -> str | None:
         """The header's value from the environ, or None if absent or oversized."""

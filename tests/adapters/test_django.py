@@ -32,7 +32,9 @@ from rampup.django import RampupMiddleware, flag_required
 from rampup.django import defaults as rampup_defaults
 from rampup.django.conf import known_settings
 from rampup.django.middleware import DjangoView
-from rampup.subject import valid_anonymous_id
+from rampup.subject import ViewAttributes, valid_anonymous_id
+
+from .attribute_names import ATTRIBUTE_NAMES
 
 # Configure Django once for the whole test session, whoever gets here first; every test then
 # applies its own settings with override_settings, so this composes with other test modules.
@@ -711,6 +713,12 @@ def test_request_view_reads_meta_lazily() -> None:
         "10.0.0.1",
         "http",
     )
+    # Conditions read attributes through .get, which takes header.<name> from META directly:
+    # it must give what the generic lookup (through .header) gives, for every kind of name.
+    for name in (*ATTRIBUTE_NAMES, "header.X-Color", "header.x-big"):
+        assert view.get(name, "D") == ViewAttributes.get(view, name, "D"), name
+    assert view.get("header.x-color") == view["header.x-color"] == "blue"
+    assert view.get("header.x-big", "D") == "D"
 
 
 def test_no_sync_async_adaptation_under_wsgi_or_asgi(caplog: pytest.LogCaptureFixture) -> None:

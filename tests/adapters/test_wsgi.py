@@ -17,7 +17,10 @@ from werkzeug.test import Client
 import rampup
 from rampup import Reason
 from rampup.engine import Snapshot
-from rampup.wsgi import ENVIRON_KEY, RampupMiddleware, flags_of
+from rampup.subject import ViewAttributes
+from rampup.wsgi import ENVIRON_KEY, RampupMiddleware, WSGIView, flags_of
+
+from .attribute_names import ATTRIBUTE_NAMES
 
 FLAGS = {
     "flags": {
@@ -410,3 +413,26 @@ def test_lists_and_server_file_wrappers_are_handed_over_as_is(tmp_path: Any) -> 
     assert isinstance(body, FileWrapper)
     assert b"".join(body) == b"file body"
     body.close()
+
+
+def test_view_attributes_come_from_the_environ_as_the_generic_lookup_gives_them() -> None:
+    """WSGIView.get takes header.<name> straight from the environ; for every kind of name it
+    gives what the generic lookup through .header/.cookie gives, oversized values included."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/p",
+        "HTTP_HOST": "h.example",
+        "REMOTE_ADDR": "10.0.0.1",
+        "wsgi.url_scheme": "https",
+        "HTTP_X_COLOR": "blue",
+        "CONTENT_TYPE": "text/plain",
+        "HTTP_X_BIG": "y" * 9000,
+        "HTTP_COOKIE": "a=1",
+    }
+    view = WSGIView(environ)
+    for name in (*ATTRIBUTE_NAMES, "header.X-Color", "header.x-big"):
+        assert view.get(name, "D") == ViewAttributes.get(view, name, "D"), name
+    assert view.get("header.x-color") == view["header.x-color"] == "blue"
+    assert view.get("header.content-type") == "text/plain"
+    assert view.get("header.x-big", "D") == "D"
+    assert view.get("header.x-missing") is None

@@ -18,7 +18,13 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .._request import RequestFlags, Runtime
 from ..context import Flags, _current, unbind
-from ..subject import ViewAttributes, environ_key, find_cookie
+from ..subject import (
+    _ATTRIBUTE_KEYS,
+    ViewAttributes,
+    attribute_environ_key,
+    environ_key,
+    find_cookie,
+)
 from .conf import build_runtime
 
 __all__ = ["META_KEY", "DjangoView", "RampupMiddleware"]
@@ -55,6 +61,16 @@ class DjangoView(ViewAttributes):
     def _meta(self) -> dict[str, Any]:
         request = self._ref()
         return request.META if request is not None else {}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The attribute ``name``, or ``default``; ``header.<name>`` straight from META."""
+        key = _ATTRIBUTE_KEYS.get(name)  # attribute_environ_key's memo, read here first
+        if key is None:
+            key = attribute_environ_key(name)
+        if not key:
+            return ViewAttributes.get(self, name, default)
+        value = self._meta().get(key)
+        return default if value is None or len(value) > MAX_HEADER else value
 
     def header(self, name: str) -> str | None:
         """The header's value from ``request.META``, or None if absent or oversized."""
