@@ -298,13 +298,15 @@ class Snapshot:
             if flag.overridable and not flag.killed
             for v in flag.variants
         }
+        # The private tables stay plain dicts, never changed after this: every flag read looks
+        # them up, and a read-only proxy's get costs a third more than a dict's.
         return cls(
             MappingProxyType(dict(flags)),
             MappingProxyType(dict(segments)),
             origin,
-            _evaluators=MappingProxyType(evaluators),
-            _constants=MappingProxyType(constants),
-            _overrides=MappingProxyType(overrides),
+            _evaluators=evaluators,
+            _constants=constants,
+            _overrides=overrides,
         )
 
     def evaluate(
