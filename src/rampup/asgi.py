@@ -18,7 +18,13 @@ from ._request import _POLICY, RequestFlags, Runtime, Settings
 from .context import Flags, _current
 from .engine import Snapshot
 from .overrides import reader_for
-from .subject import ViewAttributes, find_cookie, header_bytes
+from .subject import (
+    _ATTRIBUTE_BYTES,
+    ViewAttributes,
+    attribute_header_bytes,
+    find_cookie,
+    header_bytes,
+)
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SCOPE_KEY", "ASGIView", "RampupMiddleware"]
@@ -55,6 +61,18 @@ class ASGIView(ViewAttributes):
             full = dict(raw)
             index = self._index = full if len(full) == len(raw) else {}
         return index or None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The attribute ``name``, or ``default``; ``header.<name>`` straight from the header
+        index (conditions on headers are the common case in flag files)."""
+        raw = _ATTRIBUTE_BYTES.get(name)  # attribute_header_bytes' memo, read here first
+        if raw is None:
+            raw = attribute_header_bytes(name)
+        index = self._headers() if raw else None
+        if index is None:  # not a header, or a repeated header name: the generic lookup
+            return ViewAttributes.get(self, name, default)
+        v = index.get(raw)
+        return default if v is None or len(v) > MAX_HEADER else v.decode("latin-1")
 
     def header(self, name: str) -> str | None:
         """The header's value (repeats joined with ", "), or None if absent or oversized."""

@@ -20,6 +20,7 @@ __all__ = [
     "RequestView",
     "ViewAttributes",
     "attribute_environ_key",
+    "attribute_header_bytes",
     "attributes_of",
     "clean_key",
     "environ_key",
@@ -155,6 +156,20 @@ def attribute_environ_key(name: str) -> str:
         if len(_ATTRIBUTE_KEYS) < 1024:
             _ATTRIBUTE_KEYS[name] = key
     return key
+
+
+#: attribute name -> its ASGI header name (b"" for names that are not ``header.<name>``)
+_ATTRIBUTE_BYTES: dict[str, bytes] = {}
+
+
+def attribute_header_bytes(name: str) -> bytes:
+    """``header.X-User-Email`` -> ``b"x-user-email"``; ``b""`` for any other attribute name."""
+    raw = _ATTRIBUTE_BYTES.get(name)
+    if raw is None:
+        raw = header_bytes(name[7:]) if name.startswith("header.") else b""
+        if len(_ATTRIBUTE_BYTES) < 1024:
+            _ATTRIBUTE_BYTES[name] = raw
+    return raw
 
 
 def header_bytes(name: str) -> bytes:

@@ -17,8 +17,10 @@ import rampup
 from rampup import Reason
 from rampup.asgi import SCOPE_KEY, ASGIView, RampupMiddleware
 from rampup.engine import Snapshot
-from rampup.subject import find_cookie
+from rampup.subject import ViewAttributes, find_cookie
 from rampup.types import ASGIApp, Message, Receive, Scope, Send
+
+from .attribute_names import ATTRIBUTE_NAMES
 
 FLAGS = {
     "flags": {
@@ -398,9 +400,13 @@ def test_view_header_lookups_agree_with_a_scan() -> None:
                 if k == name.lower().encode() and len(v) <= 8192
             ]
             assert view.header(name) == (", ".join(found) or None)
+            # what conditions read: the same value through .get's header fast path
+            assert view.get(f"header.{name}", "D") == (", ".join(found) or "D")
         cookies = "; ".join(v.decode() for k, v in headers if k == b"cookie")
         for cookie in ("a", "b", "c"):
             assert view.cookie(cookie) == find_cookie(cookies, cookie)
+        for attribute in ATTRIBUTE_NAMES:
+            assert view.get(attribute, "D") == ViewAttributes.get(view, attribute, "D"), attribute
 
 
 def test_view_debug_comes_from_the_framework_app_in_scope() -> None:
