@@ -10,6 +10,8 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rampup
 from rampup import Decision, Reason, Snapshot, Subject
@@ -377,6 +379,7 @@ SPLIT_30 = {"split": {"on": 30, "off": 70}}
 SPLIT_3 = {"split": {"a": 20, "b": 30, "c": 50}}
 PLAN_SPLIT = {"conditions": [{"attribute": "plan", "op": "equals", "value": "pro"}], **SPLIT_30}
 BY_ORG = {"split": {"on": 50, "off": 50}, "bucket_by": "org"}
+PLAN_RAMP = {"conditions": PLAN_SPLIT["conditions"], "ramp": RAMP}
 SHAPES: list[list[dict[str, Any]]] = [
     [],
     [{"serve": "on"}],
@@ -392,6 +395,9 @@ SHAPES: list[list[dict[str, Any]]] = [
     [SEG_SERVE, STAFF_SERVE, SPLIT_30],
     [BY_ORG],
     [SEG_SERVE, BY_ORG],
+    [PLAN_SPLIT, SPLIT_30],
+    [PLAN_RAMP, {"serve": "on"}],
+    [PLAN_RAMP, SPLIT_30],
 ]
 SUBJECTS = [
     Subject("qa-1"),
@@ -452,3 +458,14 @@ def test_constant_decisions_are_the_evaluated_ones() -> None:
     for key, d in snap._constants.items():
         for s in SUBJECTS[:5]:
             assert snap.evaluate(key, s) is d
+
+
+@settings(max_examples=200)
+@given(st.text(min_size=1, max_size=40) | st.sampled_from(["\ud800", "a\udfffb", "ü-42"]))
+def test_fused_on_off_split_buckets_exactly_like_bucket(key: str) -> None:
+    """The engine's fused on/off split by key serves "on" exactly when bucket() is under the
+    bound, for any key, lone surrogates included (they fall back to surrogatepass)."""
+    snap = one_flag(rules=[SPLIT_30])
+    d = snap.evaluate("f", Subject(key))
+    assert d.reason is Reason.SPLIT
+    assert d.variant == ("on" if bucket("f", key) < 3000 else "off")

@@ -115,7 +115,10 @@ def _two_way_by_key(
         if not k:
             return no_key
         h = copy()
-        h.update(k.encode("utf-8", "surrogatepass"))
+        try:
+            h.update(k.encode())  # the default codec's fast path
+        except UnicodeEncodeError:  # lone surrogates: hashed as bucket() hashes them
+            h.update(k.encode("utf-8", "surrogatepass"))
         return below if _from_bytes(h.digest(), "big") % BUCKETS < bound else rest
 
     return split_by_key
@@ -238,6 +241,22 @@ def _compile(flag: Flag, segments: Mapping[str, Predicate]) -> tuple[Evaluator, 
         (when or _always, serve, fixed)
         for when, serve, fixed in (rules[:-1] if tail is not None else rules)
     )
+    if tail is not None and len(head) == 1:
+        # "a segment gets X, everyone else a split": the usual progressive-delivery flag,
+        # without the loop
+        ((if_, then, then_fixed),) = head
+        otherwise = tail
+
+        def first_else(s: Subject, now: float | None) -> Decision:
+            if if_(s):
+                if then_fixed is not None:
+                    return then_fixed
+                d = then(s, now)
+                if d is not _NO_MATCH:
+                    return d
+            return otherwise(s, now)
+
+        return first_else, None
 
     def walk(s: Subject, now: float | None) -> Decision:
         for when, serve, fixed in head:
