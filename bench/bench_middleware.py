@@ -282,21 +282,27 @@ def plain_wsgi_apps() -> tuple[dict[str, Any], str]:
     return apps, "rampup.wsgi.RampupMiddleware(app, flags=..., user_header=...)"
 
 
-def flask_apps() -> tuple[dict[str, Any], str]:
+def flask_hello(reads: bool = False) -> Any:
+    """The bench's Flask app: hello world, with a SECRET_KEY as a real app has."""
     from flask import Flask
 
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = SECRET
+
+    @app.get("/")
+    def hello() -> Any:
+        if reads:
+            read_five()
+        return BODY.decode(), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+    return app
+
+
+def flask_apps() -> tuple[dict[str, Any], str]:
     has_ext = importlib.util.find_spec("rampup.flask") is not None
 
     def make(reads: bool, with_rampup: bool, floor: bool = False) -> Any:
-        app = Flask(__name__)
-        app.config["SECRET_KEY"] = SECRET
-
-        @app.get("/")
-        def hello() -> Any:
-            if reads:
-                read_five()
-            return BODY.decode(), 200, {"Content-Type": "text/plain; charset=utf-8"}
-
+        app = flask_hello(reads)
         if with_rampup:
             if has_ext:
                 from rampup.flask import Rampup
@@ -347,23 +353,25 @@ def django_apps() -> tuple[dict[str, Any], str]:
     )
     django.setup()
     globals()["urlpatterns"] = _django_views()
+    mw = ["rampup.django.RampupMiddleware"]
+    apps = {
+        "a": django_handler([]),
+        "b": django_handler(mw),
+        "c": django_handler(mw),
+        "d": django_handler(mw),
+        "e": django_handler(mw),
+        "f": django_handler([f"{__name__}.FloorDjango"]),
+    }
+    return apps, '"rampup.django.RampupMiddleware" in MIDDLEWARE, RAMPUP = {...}'
+
+
+def django_handler(middleware: list[str]) -> Any:
+    """A Django WSGI app with this MIDDLEWARE (after django_apps() configured Django)."""
     from django.core.handlers.wsgi import WSGIHandler
     from django.test.utils import override_settings
 
-    def handler(middleware: list[str]) -> Any:
-        with override_settings(MIDDLEWARE=middleware):
-            return WSGIHandler()
-
-    mw = ["rampup.django.RampupMiddleware"]
-    apps = {
-        "a": handler([]),
-        "b": handler(mw),
-        "c": handler(mw),
-        "d": handler(mw),
-        "e": handler(mw),
-        "f": handler([f"{__name__}.FloorDjango"]),
-    }
-    return apps, '"rampup.django.RampupMiddleware" in MIDDLEWARE, RAMPUP = {...}'
+    with override_settings(MIDDLEWARE=middleware):
+        return WSGIHandler()
 
 
 # Django's URLconf: this module. The 5-flag variants request /five, which Django tries after
