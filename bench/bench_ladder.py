@@ -6,7 +6,8 @@ rounds as the bare app (bench_middleware.py's harness, requests and apps):
 
   a      the bare app
   layer  a pass-through middleware: the extra call layer alone
-  ctx    + a ContextVar set for the request and reset after it (what ``rampup.flags`` needs)
+  ctx    + a ContextVar set for the request and reset after it (what ``rampup.flags`` needs;
+         on ASGI also the scope-type test every middleware makes)
   f      + ``start_response``/``send`` wrapped (to add the anonymous id cookie): the floor of
          bench_middleware.py (Django has no wrapper to add: its floor is ctx)
   obj    + rampup's per-request ``Flags`` created (``Runtime.opener``) and bound as the
@@ -74,6 +75,8 @@ def ctx_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def obj_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
+    # bench_middleware.floor_wsgi with rampup's Flags bound instead of the environ: a copy,
+    # not a shared helper with a hook, so that the floor itself stays exactly as measured there
     opener = _RUNTIME.opener
 
     def obj(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -173,6 +176,9 @@ class LayerASGI:
 
 class CtxASGI(LayerASGI):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # as FloorASGI, so that f is exactly this plus the wrapper
+            await self.app(scope, receive, send)
+            return
         token = _CTX.set(scope)
         try:
             await self.app(scope, receive, send)
@@ -181,7 +187,12 @@ class CtxASGI(LayerASGI):
 
 
 class ObjASGI(LayerASGI):
+    """bench_middleware.FloorASGI with rampup's Flags bound (a copy, as obj_wsgi is)."""
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         f = _RUNTIME.opener(scope, ASGIView)
 
         def _send(message: Any) -> Any:
