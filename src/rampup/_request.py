@@ -196,7 +196,10 @@ class Runtime:
 
     @property
     def overrides(self) -> Any:
-        """Reads overrides from a request; see rampup.overrides (None: overrides off)."""
+        """Reads overrides from a request; see rampup.overrides (None: overrides off).
+
+        Set it before serving: a request already open when it changes from None to a reader
+        reads no overrides (adapters only change it before opening the first request)."""
         return self._overrides
 
     @overrides.setter

@@ -64,7 +64,8 @@ class ASGIView(ViewAttributes):
 
     def get(self, name: str, default: Any = None) -> Any:
         """The attribute ``name``, or ``default``; ``header.<name>`` straight from the header
-        index (conditions on headers are the common case in flag files)."""
+        index (conditions on headers are the common case in flag files), not through
+        :meth:`header`: a subclass that overrides ``header`` must override this too."""
         raw = _ATTRIBUTE_BYTES.get(name)  # attribute_header_bytes' memo, read here first
         if raw is None:
             raw = attribute_header_bytes(name)

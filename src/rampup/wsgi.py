@@ -51,7 +51,8 @@ class WSGIView(ViewAttributes):
 
     def get(self, name: str, default: Any = None) -> Any:
         """The attribute ``name``, or ``default``; ``header.<name>`` straight from the environ
-        (conditions on headers are the common case in flag files)."""
+        (conditions on headers are the common case in flag files), not through
+        :meth:`header`: a subclass that overrides ``header`` must override this too."""
         key = _ATTRIBUTE_KEYS.get(name)  # attribute_environ_key's memo, read here first
         if key is None:
             key = attribute_environ_key(name)

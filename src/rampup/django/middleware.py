@@ -63,7 +63,8 @@ class DjangoView(ViewAttributes):
         return request.META if request is not None else {}
 
     def get(self, name: str, default: Any = None) -> Any:
-        """The attribute ``name``, or ``default``; ``header.<name>`` straight from META."""
+        """The attribute ``name``, or ``default``; ``header.<name>`` straight from META, not
+        through :meth:`header`: a subclass that overrides ``header`` must override this too."""
         key = _ATTRIBUTE_KEYS.get(name)  # attribute_environ_key's memo, read here first
         if key is None:
             key = attribute_environ_key(name)
