@@ -254,7 +254,7 @@ class Runtime:
                     secure = f.view.scheme == "https"
                 cookie = f"{self.settings.cookie_name}={f.minted}; {self._cookie_attrs}"
                 out.append(("Set-Cookie", cookie + "; Secure" if secure else cookie))
-            reader = self.overrides
+            reader = self._overrides
             # Only requests that read a flag have override state; the reader is `eager` when
             # it must look anyway (debug mode, or the query parameter that sets the cookie).
             if reader is not None and (f.override_state is not None or reader.eager):
@@ -428,7 +428,7 @@ class RequestFlags(Flags):
     def _read_forced(self) -> Mapping[str, str]:
         """Read this request's overrides (once, at the first flag read); never raises."""
         forced: Mapping[str, str] = _NO_FORCED
-        reader = self.runtime.overrides
+        reader = self.runtime._overrides  # the slot: this runs per request
         if reader is not None:
             try:
                 state = reader.read(self)
