@@ -290,15 +290,19 @@ class Runtime:
                 log.exception("rampup: listener %r failed at request end", lst)
 
 
-def _not_a_user_id(raw: str, where: str, name: str) -> None:
-    """Log why a user id sent in a header or cookie is ignored (clean_key refused it)."""
-    log.debug(
-        "rampup: ignoring the %s %s (%d chars): not a user id (empty, over 256 characters "
-        "or unprintable)",
-        name,
-        where,
-        len(raw),
-    )
+def _user_key(raw: str | None, where: str, name: str) -> str | None:
+    """The user id sent in a header or cookie, or None; a value that is not an id (empty,
+    over 256 characters, unprintable) is ignored, with the reason in the debug log."""
+    key = clean_key(raw)
+    if key is None and raw is not None:
+        log.debug(
+            "rampup: ignoring the %s %s (%d chars): not a user id (empty, over 256 characters "
+            "or unprintable)",
+            name,
+            where,
+            len(raw),
+        )
+    return key
 
 
 class RequestFlags(Flags):
@@ -378,15 +382,11 @@ class RequestFlags(Flags):
             if settings.user_header:
                 raw = view.header(settings.user_header)
                 if raw is not None:
-                    key = clean_key(raw)
-                    if key is None:
-                        _not_a_user_id(raw, "header", settings.user_header)
+                    key = _user_key(raw, "header", settings.user_header)
             if key is None and settings.user_cookie:
                 raw = view.cookie(settings.user_cookie)
                 if raw is not None:
-                    key = clean_key(raw)
-                    if key is None:
-                        _not_a_user_id(raw, "cookie", settings.user_cookie)
+                    key = _user_key(raw, "cookie", settings.user_cookie)
             if key is None and settings.user is not None:
                 s = self._from_callback(settings.user, view)
             else:

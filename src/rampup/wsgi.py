@@ -271,10 +271,7 @@ class RampupMiddleware:
                 return _Body(body, f, environ)
         # Already produced (a list), or a file the server may sendfile(): no app code runs
         # while it is sent, so hand it over as is.
-        # environ <-> Flags is a cycle: free it now, not by the GC (_forget, inlined: this
-        # runs on every request)
-        if environ.get(ENVIRON_KEY) is f:
-            del environ[ENVIRON_KEY]
+        _forget(environ, f)  # environ <-> Flags is a cycle: free it now, not by the GC
         return body
 
     def _serve_fallback(
