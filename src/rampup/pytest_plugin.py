@@ -124,9 +124,9 @@ def _marker_snapshot(config: pytest.Config, flags: Any) -> Snapshot:
         return snapshot
     if isinstance(flags, str | os.PathLike):
         return _load(config, config.rootpath / os.fspath(flags))
-    from .testing import _snapshot_of
+    from .testing import as_snapshot
 
-    return _snapshot_of(flags)
+    return as_snapshot(flags)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
