@@ -37,7 +37,10 @@ def bucketer(salt: str) -> Callable[[str], int]:
 
     def bucket_of(key: str) -> int:
         h = copy()
-        h.update(key.encode("utf-8", "surrogatepass"))
+        try:
+            h.update(key.encode())  # UTF-8; naming the codec or an error handler costs a third
+        except UnicodeEncodeError:  # lone surrogates
+            h.update(key.encode("utf-8", "surrogatepass"))
         return from_bytes(h.digest(), "big") % BUCKETS
 
     return bucket_of

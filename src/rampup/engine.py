@@ -2,7 +2,7 @@
 
 Every condition is compiled once into a predicate and every Decision a flag can return is
 built ahead of time, so evaluating a flag is a dict lookup and one walk over its rules (see
-:meth:`CompiledFlag.decide`): no parsing, no I/O, no locks, and a cost that does not depend on
+:meth:`Snapshot.evaluate`): no parsing, no I/O, no locks, and a cost that does not depend on
 how many flags the snapshot holds.
 """
 
@@ -71,7 +71,7 @@ def _split_table(
 class _Split:
     """A compiled split or ramp: the subject's bucket picks a Decision from the table in force."""
 
-    __slots__ = ("bucket_by", "bucket_of", "no_key", "starts", "tables")
+    __slots__ = ("bucket_by", "bucket_of", "no_key", "starts", "table", "tables")
 
     def __init__(self, flag: Flag, split: Split, index: int, values: Mapping[str, Any]) -> None:
         self.bucket_by = split.bucket_by
@@ -92,11 +92,12 @@ class _Split:
             _split_table(flag, split.weights if step is None else step.weights, index, values)
             for step in steps
         ]
+        self.table = self.tables[0]  # a fixed split's only table
 
     def choose(self, s: Subject, now: float | None) -> Decision | None:
         """The Decision for ``s``, or None before a ramp's first step (the rule does not apply)."""
         if self.starts is None:
-            bounds, decisions = self.tables[0]
+            bounds, decisions = self.table
         else:
             i = bisect_right(self.starts, time.time() if now is None else now) - 1
             if i < 0:
@@ -106,11 +107,8 @@ class _Split:
         k = s.key if by == "key" else s.attributes.get(by)
         if k is None or k == "":
             return self.no_key
-        b = self.bucket_of(k if isinstance(k, str) else str(k))
-        for bound, decision in zip(bounds, decisions, strict=True):
-            if b < bound:
-                return decision
-        return decisions[-1]  # pragma: no cover - weights sum to 10000
+        # bounds are the ranges' exclusive upper ends, so this is the range holding the bucket
+        return decisions[bisect_right(bounds, self.bucket_of(k if isinstance(k, str) else str(k)))]
 
 
 #: (condition or None for "everyone", the Decision it serves, or the split that chooses one)
@@ -118,9 +116,8 @@ _CompiledRule = tuple["Predicate | None", "Decision | None", "_Split | None"]
 
 
 class CompiledFlag:
-    """One flag, compiled: its rules walked in order, and its prebuilt Decisions.
-
-    Built by :meth:`Snapshot.build`; immutable in use.
+    """One flag, compiled: its rules (walked by :meth:`Snapshot.evaluate`) and its prebuilt
+    Decisions. Built by :meth:`Snapshot.build`; never changed afterwards.
     """
 
     __slots__ = ("constant", "default", "overrides", "rules")
@@ -150,17 +147,6 @@ class CompiledFlag:
             if flag.overridable and not flag.killed
             else {}
         )
-
-    def decide(self, s: Subject, now: float | None) -> Decision:
-        """Walk the rules: the first that applies and serves something decides."""
-        for when, fixed, split in self.rules:
-            if when is None or when(s):
-                if fixed is not None:
-                    return fixed
-                d = split.choose(s, now)  # type: ignore[union-attr]
-                if d is not None:
-                    return d
-        return self.default
 
 
 def _compile_rule(
@@ -233,7 +219,16 @@ class Snapshot:
         if flag.constant is not None:
             return flag.constant
         try:
-            return flag.decide(subject if isinstance(subject, Subject) else subject(), now)
+            s = subject if isinstance(subject, Subject) else subject()
+            # The rule walk: the first rule that applies and serves something decides.
+            for when, fixed, split in flag.rules:
+                if when is None or when(s):
+                    if fixed is not None:
+                        return fixed
+                    d = split.choose(s, now)  # type: ignore[union-attr]
+                    if d is not None:
+                        return d
+            return flag.default
         except Exception as exc:  # a bug must not break the request: serve the default
             log.exception("rampup: evaluating flag %r failed; serving its default", key)
             return self.error_decision(key, exc)
