@@ -15,7 +15,7 @@ import pytest
 import rampup
 
 SRC = Path(rampup.__file__).parent
-ROOT = SRC.parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout (rampup may be an installed wheel)
 LINT_IMPORTS = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
 
 #: Private imports and cycles that the request-lifecycle rewrite (issue 11, items 1 and 3)
