@@ -20,7 +20,7 @@ from .bucketing import bucketer
 from .model import Decision, Flag, Reason, Rule, Segment, Split, Subject
 from .operators import Predicate, compile_condition
 
-__all__ = ["CompiledFlag", "Snapshot", "compile_segment", "unknown_flag"]
+__all__ = ["Snapshot", "compile_segment", "unknown_flag"]
 
 log = logging.getLogger("rampup")
 
@@ -115,7 +115,7 @@ class _Split:
 _CompiledRule = tuple["Predicate | None", "Decision | None", "_Split | None"]
 
 
-class CompiledFlag:
+class _CompiledFlag:
     """One flag, compiled: its rules (walked by :meth:`Snapshot.evaluate`) and its prebuilt
     Decisions. Built by :meth:`Snapshot.build`; never changed afterwards.
     """
@@ -177,7 +177,7 @@ class Snapshot:
     loaded_at: float = field(default_factory=time.time)
     # A plain dict, never changed after build(): every flag read looks it up, and a read-only
     # proxy's get costs a third more than a dict's.
-    _compiled: Mapping[str, CompiledFlag] = field(default_factory=dict, repr=False, compare=False)
+    _compiled: Mapping[str, _CompiledFlag] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -185,7 +185,7 @@ class Snapshot:
     ) -> Snapshot:
         """Compile validated model objects (use :func:`rampup.load` for raw data)."""
         seg_preds = {name: compile_segment(seg) for name, seg in segments.items()}
-        compiled = {key: CompiledFlag(flag, seg_preds) for key, flag in flags.items()}
+        compiled = {key: _CompiledFlag(flag, seg_preds) for key, flag in flags.items()}
         return cls(
             MappingProxyType(dict(flags)),
             MappingProxyType(dict(segments)),
