@@ -74,7 +74,8 @@ class _Split:
     __slots__ = ("bucket_by", "bucket_of", "no_key", "starts", "table", "tables")
 
     def __init__(self, flag: Flag, split: Split, index: int, values: Mapping[str, Any]) -> None:
-        self.bucket_by = split.bucket_by
+        #: the attribute hashed, or None for the subject key
+        self.bucket_by = None if split.bucket_by == "key" else split.bucket_by
         self.bucket_of = bucketer(flag.salt or flag.key)
         self.no_key = Decision(
             flag.key,
@@ -85,30 +86,34 @@ class _Split:
             detail=f"rule {index} splits by {split.bucket_by!r}, which this subject lacks: "
             "default served",
         )
-        steps = split.ramp or (None,)
-        #: a ramp's step start times (epoch seconds); None for a fixed split
-        self.starts = [step.start.timestamp() for step in split.ramp] if split.ramp else None
-        self.tables = [
-            _split_table(flag, split.weights if step is None else step.weights, index, values)
-            for step in steps
-        ]
-        self.table = self.tables[0]  # a fixed split's only table
+        #: a ramp's step start times (epoch seconds), with each step's table
+        self.starts = [step.start.timestamp() for step in split.ramp]
+        self.tables = [_split_table(flag, step.weights, index, values) for step in split.ramp]
+        #: a fixed split's table; None for a ramp
+        self.table = None if split.ramp else _split_table(flag, split.weights, index, values)
 
     def choose(self, s: Subject, now: float | None) -> Decision | None:
         """The Decision for ``s``, or None before a ramp's first step (the rule does not apply)."""
-        if self.starts is None:
-            bounds, decisions = self.table
-        else:
+        table = self.table
+        if table is None:
             i = bisect_right(self.starts, time.time() if now is None else now) - 1
             if i < 0:
                 return None
-            bounds, decisions = self.tables[i]
+            table = self.tables[i]
         by = self.bucket_by
-        k = s.key if by == "key" else s.attributes.get(by)
-        if k is None or k == "":
-            return self.no_key
+        if by is None:
+            k = s.key
+            if not k:
+                return self.no_key
+        else:
+            k = s.attributes.get(by)
+            if k is None or k == "":
+                return self.no_key
+            if not isinstance(k, str):
+                k = str(k)
+        bounds, decisions = table
         # bounds are the ranges' exclusive upper ends, so this is the range holding the bucket
-        return decisions[bisect_right(bounds, self.bucket_of(k if isinstance(k, str) else str(k)))]
+        return decisions[bisect_right(bounds, self.bucket_of(k))]
 
 
 #: (condition or None for "everyone", the Decision it serves, or the split that chooses one)
