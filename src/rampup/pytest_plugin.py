@@ -1,7 +1,8 @@
 """pytest plugin for apps that use rampup, active once rampup is installed.
 
 * ``rampup_flags`` fixture: ``rampup_flags.force("new-checkout", "on")`` forces a variant for
-  one test; everything forced is restored when the test ends.
+  one test (``for_subject="user-42"``: for that subject only); everything forced is restored
+  when the test ends.
 * ``@pytest.mark.flag_variants("checkout-button")``: the test runs once per variant of the
   flag, with that variant forced (several keys: once per combination). An unknown key is a
   collection error.
