@@ -35,9 +35,9 @@ from weakref import ref
 import _harness as h
 import bench_middleware as bm
 
-from rampup._request import Runtime
 from rampup.asgi import ASGIView
 from rampup.context import _current
+from rampup.lifecycle import Runtime
 from rampup.wsgi import WSGIView
 
 _CTX: ContextVar[Any] = ContextVar("bench.ladder")

@@ -31,10 +31,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise MissingDependency('rampup.fastapi needs FastAPI: pip install "rampup[fastapi]"') from exc
 
-from ._request import RequestFlags
 from .asgi import SCOPE_KEY, RampupMiddleware
 from .context import Flags
 from .errors import UnboundFlagsError
+from .lifecycle import RequestFlags
 from .model import Subject
 
 __all__ = ["Flags", "FlagsDep", "RampupMiddleware", "flag_required", "get_flags", "identify"]
@@ -95,7 +95,7 @@ def identify(
     a mapping with ``key`` and attributes, as the ``user=`` option does. A None user (or key)
     leaves the request anonymous. FastAPI runs the auth dependency once per request however
     many routes or dependencies use it. The subject must be set before the first flag read of
-    the request (see :meth:`RequestFlags.identify <rampup._request.RequestFlags.identify>`).
+    the request (see :meth:`RequestFlags.identify <rampup.lifecycle.RequestFlags.identify>`).
     """
 
     def identified_flags(request: Request, user: Any = Depends(dependency)) -> Flags:  # noqa: B008

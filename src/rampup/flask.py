@@ -1,36 +1,37 @@
 """Flask extension: ``Rampup(app, flags="flags.toml")``, then ``g.flags`` in views.
 
-Built on :class:`rampup.wsgi.RampupMiddleware`, which wraps ``app.wsgi_app``; a streamed body
-reaches the flags through Flask's request context, so it needs ``stream_with_context`` (as
-``g`` and ``request`` do). This module only translates: options come from
+Built on :class:`rampup.wsgi.RampupMiddleware`, which wraps ``app.wsgi_app`` and keeps the
+flags bound while a streamed body runs. This module only translates: options come from
 keyword arguments and ``app.config["RAMPUP_<NAME>"]``; the request's Flags are reachable as
-``g.flags``, as ``flags`` in templates and as :data:`rampup.flags`; :func:`flag_required`
-guards a view. Nothing here runs per request except what a view asks for.
+``g.flags`` (set by a ``before_request`` function, so the app's ``g`` class is its own), as
+``flags`` in templates and as :data:`rampup.flags`; :func:`flag_required` guards a view.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import MissingDependency
 
 try:
-    from flask import Flask, abort, has_request_context, request
+    from flask import Flask, abort, g, has_request_context, request
 except ImportError as exc:  # tested by hiding flask from sys.modules
     raise MissingDependency('rampup.flask needs Flask: pip install "rampup[flask]"') from exc
 
-from ._request import Runtime, Settings
-from .context import Flags, _current, register_fallback
+from .context import Flags, current_or_none, register_fallback
 from .errors import UnboundFlagsError
+from .lifecycle import Runtime
+from .options import NAMES, Options, OptionsDict, unknown_names
 from .sources import Source
 from .wsgi import ENVIRON_KEY, RampupMiddleware
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Rampup", "RampupState", "flag_required"]
 
@@ -38,9 +39,8 @@ log = logging.getLogger("rampup")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: ``app.config`` keys this extension reads: ``RAMPUP_FLAGS`` plus one per Settings field.
+#: ``app.config`` keys this extension reads: ``RAMPUP_FLAGS`` plus one per option.
 CONFIG_PREFIX = "RAMPUP_"
-_OPTION_NAMES = frozenset({"flags"} | {f.name for f in dataclasses.fields(Settings)})
 DEFAULT_FLAGS = "flags.toml"
 
 _NO_FLAGS = (
@@ -62,9 +62,9 @@ class RampupState:
         return self.runtime.source
 
     @property
-    def settings(self) -> Settings:
+    def options(self) -> Options:
         """The options in effect, after merging keyword arguments and ``RAMPUP_*`` config."""
-        return self.runtime.settings
+        return self.runtime.options
 
 
 class Rampup:
@@ -73,23 +73,29 @@ class Rampup:
         Rampup(app, flags="flags.toml", user_header="X-User-Id")
 
     or, with an app factory, ``rampup = Rampup()`` then ``rampup.init_app(app)``. Options are
-    the fields of :class:`rampup._request.Settings`; each may also be set as
-    ``app.config["RAMPUP_<NAME>"]`` (``RAMPUP_FLAGS``, ``RAMPUP_USER_HEADER``, ...). Keyword
-    arguments win over config. A relative ``flags`` path is relative to the working directory.
+    the fields of :class:`rampup.Options`; each may also be set as ``app.config["RAMPUP_<NAME>"]``
+    (``RAMPUP_FLAGS``, ``RAMPUP_USER_HEADER``, ...). Keyword arguments win over config. Debug
+    mode is the app's at its first request (so ``app.run(debug=True)`` counts); ``SECRET_KEY``
+    is read by ``init_app``.
 
-    The instance keeps no reference to an app, so one instance can serve several apps; each
-    app's state lives in ``app.extensions["rampup"]`` (a :class:`RampupState`).
+    The instance keeps no reference to an app; each app's state lives in
+    ``app.extensions["rampup"]`` (a :class:`RampupState`).
     """
 
     __slots__ = ("_flags", "_options")
 
-    def __init__(self, app: Flask | None = None, flags: Any = None, **options: Any) -> None:
+    def __init__(
+        self, app: Flask | None = None, flags: Any = None, **options: Unpack[OptionsDict]
+    ) -> None:
+        Options.from_options(options)  # a misspelt option fails here, not at init_app
         self._flags = flags
-        self._options = options
+        self._options: dict[str, Any] = dict(options)
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask, flags: Any = None, **options: Any) -> RampupState:
+    def init_app(
+        self, app: Flask, flags: Any = None, **options: Unpack[OptionsDict]
+    ) -> RampupState:
         """Wrap ``app.wsgi_app`` and expose the request's flags on ``g`` and in templates."""
         if "rampup" in app.extensions:
             raise RuntimeError(
@@ -97,31 +103,21 @@ class Rampup:
                 "per app (the state is in app.extensions['rampup'])"
             )
         merged = {**_config_options(app.config), **self._options, **options}
-        if flags is None:
-            flags = self._flags
-        if flags is None:
-            flags = merged.get("flags", DEFAULT_FLAGS)
+        flags = flags if flags is not None else self._flags
+        flags = merged.pop("flags", DEFAULT_FLAGS) if flags is None else flags
         merged.pop("flags", None)
-        # Both are read once, here: set DEBUG and SECRET_KEY before calling init_app.
-        merged.setdefault("debug", app.debug)
         if "framework_secret" not in merged:
             merged["framework_secret"] = _secret(app.config.get("SECRET_KEY"))
         if merged.get("user") is not None:
             merged["user"] = _given_flask_request(merged["user"])
-
-        settings = Settings.from_options(merged, where="Rampup() options")
-        runtime = Runtime(flags, settings)
-        # Flask streams with stream_with_context, which keeps its request context; the
-        # fallback below finds the Flags there, so no per-request body wrapper is needed.
-        middleware = RampupMiddleware(app.wsgi_app, runtime=runtime, stream_context=False)
+        middleware = RampupMiddleware(app.wsgi_app, flags, **merged)
+        if middleware.runtime.options.debug is None:
+            middleware.runtime.debug_from = lambda _environ: app.debug
         register_fallback(_environ_flags)
         app.wsgi_app = middleware  # type: ignore[method-assign]
-        state = RampupState(runtime, middleware)
-        app.extensions["rampup"] = state
-
-        # `g.flags` is looked up lazily (see _with_flags) rather than set in a before_request
-        # hook, so requests that never touch it pay nothing.
-        app.app_ctx_globals_class = _with_flags(app.app_ctx_globals_class)
+        state = app.extensions["rampup"] = RampupState(middleware.runtime, middleware)
+        # First, so that an app's own before_request that sets g.flags wins.
+        app.before_request_funcs.setdefault(None, []).insert(0, _set_g_flags)
         existing = app.jinja_env.globals.setdefault("flags", _TEMPLATE_FLAGS)
         if existing is not _TEMPLATE_FLAGS:
             log.warning(
@@ -134,28 +130,13 @@ class Rampup:
 
 def _config_options(config: Mapping[str, Any]) -> dict[str, Any]:
     """``RAMPUP_*`` config keys as option names; an unknown key is an error that suggests."""
-    out: dict[str, Any] = {}
-    unknown: list[str] = []
-    for key, value in config.items():
-        if not key.startswith(CONFIG_PREFIX):
-            continue
-        name = key[len(CONFIG_PREFIX) :].lower()
-        if name in _OPTION_NAMES and key == CONFIG_PREFIX + name.upper():
-            # Values from JSON or env (app.config.from_prefixed_env) arrive as lists.
-            out[name] = tuple(value) if isinstance(value, list) else value
-        else:
-            unknown.append(key)
-    if unknown:
-        known = sorted(CONFIG_PREFIX + n.upper() for n in _OPTION_NAMES)
-        hints = []
-        for key in sorted(unknown):
-            close = difflib.get_close_matches(key.upper(), known, n=1)
-            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
-        raise ValueError(
-            f"rampup: unknown config key{'s' if len(hints) > 1 else ''} {', '.join(hints)}; "
-            f"known: {', '.join(known)}"
-        )
-    return out
+    known = {CONFIG_PREFIX + n.upper(): n for n in ("flags", *NAMES)}
+    given = [k for k in config if k.startswith(CONFIG_PREFIX)]
+    message = unknown_names(given, known, "config key")
+    if message:
+        raise ValueError(message)
+    # Values from JSON or env (app.config.from_prefixed_env) arrive as lists.
+    return {known[k]: tuple(v) if isinstance(v := config[k], list) else v for k in given}
 
 
 def _secret(value: Any) -> str | None:
@@ -172,7 +153,6 @@ def _given_flask_request(user: Callable[[Any], Any]) -> Callable[[Any], Any]:
     @functools.wraps(user)
     def call(_environ: Any) -> Any:
         if not has_request_context():
-            # e.g. a flag first read in a streamed body without stream_with_context
             log.warning(
                 "rampup: the user callback needs a Flask request context; "
                 "treating the subject as anonymous (use stream_with_context)"
@@ -183,8 +163,16 @@ def _given_flask_request(user: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return call
 
 
+def _set_g_flags() -> None:
+    f = current_or_none()
+    if f is not None:
+        g.flags = f
+
+
 def _environ_flags() -> Flags | None:
-    """The Flags in the environ of Flask's current request context, if any."""
+    """The Flags in the environ of Flask's current request context, if any: a request
+    context copied into another thread (copy_current_request_context) does not carry the
+    ContextVar; the environ does."""
     if has_request_context():
         return request.environ.get(ENVIRON_KEY)
     return None
@@ -192,39 +180,8 @@ def _environ_flags() -> Flags | None:
 
 def _request_flags() -> Flags | None:
     """The current request's Flags, or None outside a request served through rampup."""
-    f = _current.get(None)
-    if f is None and has_request_context():
-        # A request context copied into another thread (copy_current_request_context)
-        # does not carry the ContextVar; the environ does.
-        f = request.environ.get(ENVIRON_KEY)
-    return f
-
-
-def _with_flags(base: type[Any]) -> type[Any]:
-    """A subclass of the app's ``g`` class on which ``g.flags`` is the request's Flags.
-
-    Flask documents ``app_ctx_globals_class`` for lazy per-request attributes. ``__getattr__``
-    runs only when ``g`` has no real ``flags`` attribute, so an app's own ``g.flags`` wins.
-    """
-    if getattr(base, "_rampup_flags", False):
-        return base
-
-    class RampupGlobals(base):  # type: ignore[misc]
-        _rampup_flags = True
-
-        def __getattr__(self, name: str) -> Any:
-            if name == "flags":
-                f = _request_flags()
-                if f is not None:
-                    return f
-                raise AttributeError(f"g.flags: {_NO_FLAGS}")
-            parent = getattr(base, "__getattr__", None)
-            if parent is None:
-                raise AttributeError(name)
-            return parent(self, name)
-
-    RampupGlobals.__qualname__ = RampupGlobals.__name__ = f"Rampup{base.__name__}"
-    return RampupGlobals
+    f = current_or_none()
+    return f if f is not None else _environ_flags()
 
 
 class _TemplateFlags:

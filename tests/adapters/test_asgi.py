@@ -17,10 +17,8 @@ import rampup
 from rampup import Reason
 from rampup.asgi import SCOPE_KEY, ASGIView, RampupMiddleware
 from rampup.engine import Snapshot
-from rampup.subject import ViewAttributes, find_cookie
+from rampup.subject import RequestAttributes, find_cookie
 from rampup.types import ASGIApp, Message, Receive, Scope, Send
-
-from .attribute_names import ATTRIBUTE_NAMES
 
 FLAGS = {
     "flags": {
@@ -261,9 +259,9 @@ def test_nested_middleware_is_a_no_op() -> None:
     assert len(anon_cookies(got[0]["headers"])) == 1
 
 
-@pytest.mark.parametrize("kind", ["websocket", "lifespan"])
+@pytest.mark.parametrize("kind", ["lifespan"])
 def test_other_scopes_pass_through_untouched(kind: str) -> None:
-    """websocket and lifespan scopes reach the app as the same objects, with nothing added."""
+    """lifespan scopes reach the app as the same objects, with nothing added."""
     seen: list[tuple[Scope, Receive, Send]] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -401,20 +399,7 @@ def test_view_header_lookups_agree_with_a_scan() -> None:
             ]
             assert view.header(name) == (", ".join(found) or None)
             # what conditions read: the same value through .get's header fast path
-            assert view.get(f"header.{name}", "D") == (", ".join(found) or "D")
+            assert RequestAttributes(view).get(f"header.{name}", "D") == (", ".join(found) or "D")
         cookies = "; ".join(v.decode() for k, v in headers if k == b"cookie")
         for cookie in ("a", "b", "c"):
             assert view.cookie(cookie) == find_cookie(cookies, cookie)
-        for attribute in ATTRIBUTE_NAMES:
-            assert view.get(attribute, "D") == ViewAttributes.get(view, attribute, "D"), attribute
-
-
-def test_view_debug_comes_from_the_framework_app_in_scope() -> None:
-    """``debug`` is the app's own flag when the framework puts the app in the scope."""
-
-    class App:
-        debug = True
-
-    assert ASGIView(make_scope(app=App())).debug is True
-    assert ASGIView(make_scope()).debug is None
-    assert ASGIView(make_scope(app=object())).debug is None
