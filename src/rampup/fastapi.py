@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 try:
     from fastapi import Depends, HTTPException, Request
+    from fastapi.requests import HTTPConnection
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     from .errors import MissingDependency
 
@@ -47,8 +48,9 @@ _UNBOUND = (
 )
 
 
-def get_flags(request: Request) -> Flags:
-    """Dependency: the request's :class:`~rampup.Flags` (``flags: Flags = Depends(get_flags)``).
+def get_flags(request: HTTPConnection) -> Flags:
+    """Dependency: the request's :class:`~rampup.Flags` (``flags: Flags = Depends(get_flags)``),
+    in HTTP routes and websocket endpoints alike (a websocket's flags come from its handshake).
 
     Raises :class:`~rampup.UnboundFlagsError` when the middleware is missing (a setup bug,
     so it fails loudly on the first request instead of serving defaults forever).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,12 @@ class GuardedView(View):
         return HttpResponse("class-based")
 
 
+async def async_thread(request: Any) -> JsonResponse:
+    return JsonResponse({"thread": threading.get_ident(), "split": rampup.flags.variant("split")})
+
+
 urlpatterns = [
+    path("async-thread", async_thread),
     path("guarded-cbv", GuardedView.as_view()),
     path("agree", agree),
     path("read/<str:key>", read),
@@ -740,6 +746,38 @@ def test_no_sync_async_adaptation_under_wsgi_or_asgi(caplog: pytest.LogCaptureFi
 
         assert asyncio.run(run()) == 200
     assert "adapted" not in caplog.text
+
+
+class ThreadRecorder:
+    """A listener that records the thread each request starts and ends on."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def on_decision(self, flags: Flags, decision: Any) -> None:
+        pass
+
+    def on_request_start(self, flags: Flags) -> None:
+        self.threads.append(threading.get_ident())
+
+    def on_request_end(self, flags: Flags, status: int | None, error: Any) -> None:
+        self.threads.append(threading.get_ident())
+
+
+def test_under_asgi_the_middleware_runs_on_the_event_loop_thread() -> None:
+    """Under ASGI the middleware's request start and end run on the event loop's thread, as
+    the async view does: Django adds no sync_to_async hop around rampup."""
+    rec = ThreadRecorder()
+
+    async def run() -> tuple[int, Any]:
+        response = await AsyncClient().get("/async-thread")
+        return threading.get_ident(), response
+
+    with rampup_settings(LISTENERS=[rec]):
+        loop_thread, response = asyncio.run(run())
+    assert response.status_code == 200
+    assert response.json()["thread"] == loop_thread
+    assert rec.threads == [loop_thread, loop_thread]
 
 
 def test_other_response_headers_and_cookies_are_added() -> None:

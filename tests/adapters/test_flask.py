@@ -763,3 +763,27 @@ def test_testing_helpers_reach_flask_views_and_templates(flag_file: Path) -> Non
         app.preprocess_request()  # runs before_request functions, which set g.flags
         assert g.flags is f
         assert render_template_string("{{ flags.variant('color') }}") == "blue"
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_apps_own_g_class_keeps_g_flags(flag_file: Path, when: str) -> None:
+    """An app that sets its own app_ctx_globals_class before or after Rampup(app) keeps both
+    its class's behaviour and g.flags."""
+    from flask.ctx import _AppCtxGlobals
+
+    class MyGlobals(_AppCtxGlobals):
+        def greeting(self) -> str:
+            return "hello"
+
+    app = Flask(__name__)
+    if when == "before":
+        app.app_ctx_globals_class = MyGlobals
+    Rampup(app, flags=flag_file, watch=False)
+    if when == "after":
+        app.app_ctx_globals_class = MyGlobals
+
+    @app.get("/")
+    def index() -> str:
+        return f"{type(g._get_current_object()).__name__} {g.greeting()} {g.flags.enabled('dark')}"  # type: ignore[attr-defined]
+
+    assert app.test_client().get("/").text == "MyGlobals hello False"
