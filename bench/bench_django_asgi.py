@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|")
     for v, d in summary.items():
         print(
-            f"| {v} {labels[v]} | {d['median_rps']:,.0f} | {d['us_per_req']:.1f} | {d['ratio']:.3f} "
-            f"| {d['added_us']:+.1f} |"
+            f"| {v} {labels[v]} | {d['median_rps']:,.0f} | {d['us_per_req']:.1f} "
+            f"| {d['ratio']:.3f} | {d['added_us']:+.1f} |"
         )
     us = {v: d["us_per_req"] for v, d in summary.items()}
     print(f"\nrampup above the async floor (b - f): {us['b'] - us['f']:+.1f} µs/req (budget 1.0)")
