@@ -390,8 +390,10 @@ def test_anonymous_id_validation_is_exact() -> None:
         assert not valid_anonymous_id(bad)
 
 
+@pytest.mark.performance
 def test_lists_and_server_file_wrappers_are_handed_over_as_is(tmp_path: Any) -> None:
-    """A list body, or the server's wsgi.file_wrapper (sendfile), reaches the server unwrapped."""
+    """A list body (no app code runs while it is sent: no wrapper needed), or the server's
+    wsgi.file_wrapper (which the server recognises to sendfile), reaches the server unwrapped."""
     from wsgiref.util import FileWrapper
 
     path = tmp_path / "f.txt"
