@@ -10,25 +10,25 @@ keyword arguments and ``app.config["RAMPUP_<NAME>"]``; the request's Flags are r
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .errors import MissingDependency
 
 try:
-    from flask import Flask, abort, g, has_request_context, request
+    from flask import Flask, g, has_request_context, request
 except ImportError as exc:  # tested by hiding flask from sys.modules
     raise MissingDependency('rampup.flask needs Flask: pip install "rampup[flask]"') from exc
 
-from .context import Flags, current_or_none, register_fallback
-from .errors import UnboundFlagsError
+from .context import current_or_none, register_fallback
+from .flask_views import TEMPLATE_FLAGS, environ_flags, flag_required
 from .lifecycle import Runtime
 from .options import NAMES, Options, OptionsDict, unknown_names
 from .sources import Source
-from .wsgi import ENVIRON_KEY, RampupMiddleware
+from .wsgi import RampupMiddleware
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -37,16 +37,9 @@ __all__ = ["Rampup", "RampupState", "flag_required"]
 
 log = logging.getLogger("rampup")
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 #: ``app.config`` keys this extension reads: ``RAMPUP_FLAGS`` plus one per option.
 CONFIG_PREFIX = "RAMPUP_"
 DEFAULT_FLAGS = "flags.toml"
-
-_NO_FLAGS = (
-    "no rampup flags for this request: call Rampup(app) or ext.init_app(app) on the app "
-    "that serves it (outside a request, build rampup.Flags(snapshot, subject) yourself)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,20 +99,37 @@ class Rampup:
         flags = flags if flags is not None else self._flags
         flags = merged.pop("flags", DEFAULT_FLAGS) if flags is None else flags
         merged.pop("flags", None)
-        if "framework_secret" not in merged:
-            merged["framework_secret"] = _secret(app.config.get("SECRET_KEY"))
+        # Flask allows a bytes SECRET_KEY (e.g. os.urandom); latin-1 maps a byte to a character.
+        secret = app.config.get("SECRET_KEY") or None
+        merged.setdefault(
+            "framework_secret", secret.decode("latin-1") if isinstance(secret, bytes) else secret
+        )
         if merged.get("user") is not None:
             merged["user"] = _given_flask_request(merged["user"])
+        # `flask run` loads the app in the reloader's parent process too, which serves no
+        # request: watching the file there too would log every reload error twice. Under the
+        # CLI, watching starts at the first request, so only the serving process watches.
+        watch = merged.get("watch", True)
+        lazy = watch and _in_flask_run()
+        merged["watch"] = watch and not lazy
         middleware = RampupMiddleware(app.wsgi_app, flags, **merged)
-        if middleware.runtime.options.debug is None:
-            middleware.runtime.debug_from = lambda _environ: app.debug
-        register_fallback(_environ_flags)
+        runtime, debug = middleware.runtime, merged.get("debug")
+
+        start = getattr(runtime.source, "start", None) if lazy else None
+
+        def first_request(_environ: Any) -> bool:
+            if start is not None:
+                start()
+            return bool(app.debug if debug is None else debug)
+
+        runtime.debug_from = first_request
+        register_fallback(environ_flags)
         app.wsgi_app = middleware  # type: ignore[method-assign]
         state = app.extensions["rampup"] = RampupState(middleware.runtime, middleware)
         # First, so that an app's own before_request that sets g.flags wins.
         app.before_request_funcs.setdefault(None, []).insert(0, _set_g_flags)
-        existing = app.jinja_env.globals.setdefault("flags", _TEMPLATE_FLAGS)
-        if existing is not _TEMPLATE_FLAGS:
+        existing = app.jinja_env.globals.setdefault("flags", TEMPLATE_FLAGS)
+        if existing is not TEMPLATE_FLAGS:
             log.warning(
                 "rampup: the Jinja global 'flags' is already taken; templates of %r "
                 "will not see rampup's flags",
@@ -139,11 +149,10 @@ def _config_options(config: Mapping[str, Any]) -> dict[str, Any]:
     return {known[k]: tuple(v) if isinstance(v := config[k], list) else v for k in given}
 
 
-def _secret(value: Any) -> str | None:
-    if not value:
-        return None
-    # Flask allows bytes (e.g. os.urandom); latin-1 maps every byte to one character.
-    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+def _in_flask_run() -> bool:
+    """True in a process `flask run` started that is not the reloader's serving child."""
+    cli, child = os.environ.get("FLASK_RUN_FROM_CLI"), os.environ.get("WERKZEUG_RUN_MAIN")
+    return cli == "true" and child != "true"
 
 
 def _given_flask_request(user: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -167,77 +176,3 @@ def _set_g_flags() -> None:
     f = current_or_none()
     if f is not None:
         g.flags = f
-
-
-def _environ_flags() -> Flags | None:
-    """The Flags in the environ of Flask's current request context, if any: a request
-    context copied into another thread (copy_current_request_context) does not carry the
-    ContextVar; the environ does."""
-    if has_request_context():
-        return request.environ.get(ENVIRON_KEY)
-    return None
-
-
-def _request_flags() -> Flags | None:
-    """The current request's Flags, or None outside a request served through rampup."""
-    f = current_or_none()
-    return f if f is not None else _environ_flags()
-
-
-class _TemplateFlags:
-    """``flags`` in Jinja templates: ``{% if flags.enabled("new-checkout") %}``."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # probes like __html__ must not depend on a request
-            raise AttributeError(name)
-        f = _request_flags()
-        if f is None:
-            raise UnboundFlagsError(f"flags in a template: {_NO_FLAGS}")
-        return getattr(f, name)
-
-    def __repr__(self) -> str:
-        return f"<rampup template flags -> {_request_flags()!r}>"
-
-
-_TEMPLATE_FLAGS = _TemplateFlags()
-
-
-def flag_required(key: str, variant: str | None = None) -> Callable[[F], F]:
-    """Serve the view only when ``key`` is enabled (or serves ``variant``); 404 otherwise.
-
-    ::
-
-        @app.get("/admin")
-        @flag_required("admin-panel")
-        def admin(): ...
-    """
-
-    def served() -> bool:
-        f = _request_flags()
-        if f is None:
-            log.warning("rampup: flag_required(%r) outside a rampup request; answering 404", key)
-            return False
-        return f.enabled(key) if variant is None else f.variant(key) == variant
-
-    def decorate(view: F) -> F:
-        if inspect.iscoroutinefunction(view):
-
-            @functools.wraps(view)
-            async def async_guarded(*args: Any, **kwargs: Any) -> Any:
-                if not served():
-                    abort(404)
-                return await view(*args, **kwargs)
-
-            return async_guarded  # type: ignore[return-value]
-
-        @functools.wraps(view)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            if not served():
-                abort(404)
-            return view(*args, **kwargs)
-
-        return guarded  # type: ignore[return-value]
-
-    return decorate

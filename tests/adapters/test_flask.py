@@ -21,7 +21,8 @@ from flask import Flask, Response, g, redirect, render_template_string, stream_w
 import rampup
 from rampup import MissingDependency
 from rampup.context import Flags
-from rampup.flask import _TEMPLATE_FLAGS, Rampup, RampupState, flag_required
+from rampup.flask import Rampup, RampupState, flag_required
+from rampup.flask_views import TEMPLATE_FLAGS
 from rampup.model import Decision
 
 FLAGS = """\
@@ -700,7 +701,7 @@ def test_an_apps_own_g_flags_wins(flag_file: Path) -> None:
         return str(g.flags)
 
     assert app.test_client().get("/mine").text == "mine"
-    assert _TEMPLATE_FLAGS is app.jinja_env.globals["flags"]
+    assert TEMPLATE_FLAGS is app.jinja_env.globals["flags"]
 
 
 def test_without_flask_the_import_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -787,3 +788,54 @@ def test_an_apps_own_g_class_keeps_g_flags(flag_file: Path, when: str) -> None:
         return f"{type(g._get_current_object()).__name__} {g.greeting()} {g.flags.enabled('dark')}"  # type: ignore[attr-defined]
 
     assert app.test_client().get("/").text == "MyGlobals hello False"
+
+
+def _unique_copy(flag_file: Path) -> Path:
+    """The flag file under a name no other test's watcher thread carries."""
+    import uuid
+
+    copy = flag_file.with_name(f"flags-{uuid.uuid4().hex}.toml")
+    copy.write_text(flag_file.read_text())
+    return copy
+
+
+def _watchers(flag_file: Path) -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == f"rampup-watch:{flag_file.name}"]
+
+
+def test_under_flask_run_only_the_serving_process_watches_the_file(
+    flag_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flask run --debug` loads the app in the reloader's parent too, which serves nothing:
+    there the file is not watched (each reload error would be logged twice, once per
+    process); watching starts at the first request."""
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    monkeypatch.delenv("WERKZEUG_RUN_MAIN", raising=False)
+    flag_file = _unique_copy(flag_file)
+    app = Flask(__name__)
+    Rampup(app, flags=flag_file, watch=True)
+    app.add_url_rule("/", "index", lambda: "ok")
+    try:
+        assert _watchers(flag_file) == []
+        assert app.test_client().get("/").text == "ok"
+        assert len(_watchers(flag_file)) == 1
+    finally:
+        app.extensions["rampup"].source.close()
+
+
+def test_the_reloaders_serving_child_watches_at_once(
+    flag_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: in the process that serves (WERKZEUG_RUN_MAIN=true) the file is watched
+    from Rampup(app) on."""
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
+    flag_file = _unique_copy(flag_file)
+    app = Flask(__name__)
+    Rampup(app, flags=flag_file, watch=True)
+    try:
+        assert len(_watchers(flag_file)) == 1
+    finally:
+        app.extensions["rampup"].source.close()
