@@ -14,9 +14,7 @@ pytest.importorskip("httpx")
 import httpx
 
 import rampup
-from rampup import Reason
 from rampup.asgi import SCOPE_KEY, ASGIView, RampupMiddleware
-from rampup.engine import Snapshot
 from rampup.subject import RequestAttributes, find_cookie
 from rampup.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -125,19 +123,6 @@ def test_flags_in_scope_state_and_proxy_are_the_same_object() -> None:
     assert isinstance(seen[0], rampup.Flags)
     assert seen[0] is seen[1] is seen[2]
     assert not rampup.flags.bound
-
-
-def test_no_cookie_unless_a_split_was_read() -> None:
-    """An anonymous request gets an id cookie only when a split needed its key."""
-    assert anon_cookies(get(RampupMiddleware(reader("plain"), flags=FLAGS)).headers) == []
-    assert anon_cookies(get(RampupMiddleware(reader(), flags=FLAGS)).headers) == []
-    resp = get(RampupMiddleware(reader("split"), flags=FLAGS))
-    (cookie,) = anon_cookies(resp.headers)
-    m = ANON.match(cookie)
-    assert m is not None
-    assert m.group(1) == resp.json()["key"]
-    attrs = set(cookie.split("; ")[1:])
-    assert attrs == {"Path=/", f"Max-Age={2 * 365 * 24 * 3600}", "HttpOnly", "SameSite=Lax"}
 
 
 def test_cookie_is_secure_on_https() -> None:
@@ -283,52 +268,6 @@ def test_other_scopes_pass_through_untouched(kind: str) -> None:
     assert scope == before
     assert r is receive
     assert w is send
-
-
-def test_failing_user_callback_never_breaks_the_response(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A user callback that raises leaves the request anonymous; the app's 200 goes out."""
-
-    def user(scope: Scope) -> str:
-        raise RuntimeError("in the user's callback")
-
-    resp = get(RampupMiddleware(reader("split"), flags=FLAGS, user=user))
-    assert resp.status_code == 200
-    assert re.fullmatch(r"[0-9a-f]{32}", resp.json()["key"])
-    assert "resolving the request's subject failed" in caplog.text
-
-
-class BrokenSource:
-    """A source that works at start-up and then fails on every read."""
-
-    def __init__(self) -> None:
-        self._snapshot = rampup.load(FLAGS)
-        self.broken = False
-
-    @property
-    def snapshot(self) -> Snapshot:
-        if self.broken:
-            raise OSError("the flag store is down")
-        return self._snapshot
-
-
-def test_broken_source_never_breaks_the_response(caplog: pytest.LogCaptureFixture) -> None:
-    """When rampup cannot open the request, flags read as off and the app answers itself."""
-    source = BrokenSource()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        body = f"{rampup.flags.decision('split').reason.value}:{rampup.flags.enabled('plain')}"
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": body.encode()})
-
-    mw = RampupMiddleware(app, flags=source)
-    assert get(mw).text == "SPLIT:True"
-    source.broken = True
-    resp = get(mw)
-    assert resp.status_code == 200
-    assert resp.text == f"{Reason.UNKNOWN_FLAG.value}:False"
-    assert "could not open the request" in caplog.text
 
 
 def test_unencodable_cookie_setting_never_breaks_the_response(

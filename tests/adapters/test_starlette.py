@@ -176,15 +176,6 @@ def test_streaming_response_streams_with_cookie(client: TestClient) -> None:
     assert text == "".join(f"{i}:{variant};" for i in range(3))
 
 
-def test_app_exception_propagates_unchanged() -> None:
-    """A view's exception reaches the server as the same object (Starlette re-raises it)."""
-    with TestClient(make_app()) as c, pytest.raises(LookupError) as info:
-        c.get("/boom")
-    assert info.value is BOOM
-    with TestClient(make_app(), raise_server_exceptions=False) as c:
-        assert c.get("/boom").status_code == 500
-
-
 def test_guarded_route_and_error_statuses_keep_the_cookie(client: TestClient) -> None:
     """A flag-guarded route 404s for others and serves staff; 304 still carries a minted id."""
     assert client.get("/staff").status_code == 404

@@ -15,8 +15,6 @@ pytest.importorskip("werkzeug")
 from werkzeug.test import Client
 
 import rampup
-from rampup import Reason
-from rampup.engine import Snapshot
 from rampup.subject import RequestAttributes
 from rampup.wsgi import ENVIRON_KEY, RampupMiddleware, WSGIView, flags_of
 
@@ -72,15 +70,6 @@ def test_flags_in_environ_and_proxy_are_the_same_object() -> None:
     Client(RampupMiddleware(app, flags=FLAGS)).get("/")
     assert isinstance(seen[0], rampup.Flags)
     assert seen[0] is seen[1]
-
-
-def test_no_cookie_when_no_split_was_read() -> None:
-    """An anonymous request that reads no split gets no id cookie."""
-    client = Client(RampupMiddleware(reader("plain"), flags=FLAGS))
-    resp = client.get("/")
-    assert js(resp) == {"key": js(resp)["key"], "variants": {"plain": "on"}}
-    assert anon_cookies(resp) == []
-    assert anon_cookies(Client(RampupMiddleware(reader(), flags=FLAGS)).get("/")) == []
 
 
 def test_cookie_minted_when_a_split_was_read_with_secure_defaults() -> None:
@@ -332,53 +321,6 @@ def test_nested_middleware_is_a_no_op() -> None:
     assert isinstance(f, rampup.Flags)
     assert flags_of({ENVIRON_KEY: f}) is f
     assert getattr(f, "runtime", None) is outer.runtime
-
-
-def test_failing_user_callback_never_breaks_the_response(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A user callback that raises leaves the request anonymous; the app's 200 goes out."""
-
-    def user(environ: dict[str, Any]) -> str:
-        raise ZeroDivisionError("in the user's callback")
-
-    resp = Client(RampupMiddleware(reader("split"), flags=FLAGS, user=user)).get("/")
-    assert resp.status_code == 200
-    assert re.fullmatch(r"[0-9a-f]{32}", js(resp)["key"])
-    assert "resolving the request's subject failed" in caplog.text
-
-
-class BrokenSource:
-    """A source that works at start-up and then fails on every read."""
-
-    def __init__(self) -> None:
-        self._snapshot = rampup.load(FLAGS)
-        self.broken = False
-
-    @property
-    def snapshot(self) -> Snapshot:
-        if self.broken:
-            raise OSError("the flag store is down")
-        return self._snapshot
-
-
-def test_broken_source_never_breaks_the_response(caplog: pytest.LogCaptureFixture) -> None:
-    """When rampup cannot open the request, flags read as off and the app answers itself."""
-    source = BrokenSource()
-
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        d = rampup.flags.decision("split")
-        start_response("200 OK", [])
-        return [f"{d.reason.value}:{rampup.flags.enabled('plain')}".encode()]
-
-    client = Client(RampupMiddleware(app, flags=source))
-    assert client.get("/").get_data() == b"SPLIT:True"
-    source.broken = True
-    resp = client.get("/")
-    assert resp.status_code == 200
-    assert resp.get_data() == f"{Reason.UNKNOWN_FLAG.value}:False".encode()
-    assert "could not open the request" in caplog.text
-    assert not rampup.flags.bound
 
 
 def test_anonymous_id_validation_is_exact() -> None:
