@@ -1,4 +1,4 @@
-"""The request plumbing every adapter shares (rampup._request): settings and subjects."""
+"""The request plumbing every adapter shares (rampup.lifecycle): options and subjects."""
 
 from __future__ import annotations
 
@@ -163,3 +163,40 @@ def test_a_reader_set_after_start_up_is_consulted_and_none_means_no_override_pat
     f = runtime.open({}, WSGIView)
     assert f.decision("split").reason.name == "SPLIT"
     assert reader.reads == 1
+
+
+class _Failing:
+    """A source that serves at start-up and then raises on every read."""
+
+    def __init__(self) -> None:
+        import rampup
+
+        self._snapshot = rampup.load(FLAGS)
+        self.reads = 0
+
+    @property
+    def snapshot(self) -> Any:
+        self.reads += 1
+        if self.reads > 1:
+            raise OSError("the flag store is down")
+        return self._snapshot
+
+
+def test_a_failing_source_is_logged_once_and_every_request_is_served_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each request over a failing source gets Flags where every flag is off and identify()
+    works; the failure is logged at ERROR once per middleware, not once per request."""
+    import logging
+
+    runtime = Runtime(_Failing(), Options(debug=False))
+    with caplog.at_level(logging.DEBUG, logger="rampup"):
+        opened = [runtime.open({}, WSGIView) for _ in range(3)]
+    for f in opened:
+        assert f.identify("user-1") is True
+        assert f.enabled("split") is False
+        assert f.subject.key == "user-1"
+        assert runtime.headers(f) is None
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "could not open the request" in errors[0].getMessage()
