@@ -175,7 +175,9 @@ class Runtime:
         try:
             if self.debug_from is not None:
                 learn, self.debug_from = self.debug_from, None
-                self._set_reader(dataclasses.replace(self.options, debug=bool(learn(request))))
+                debug = bool(learn(request))
+                if debug is not self.options.debug:  # unset until now, or the app changed it
+                    self._set_reader(dataclasses.replace(self.options, debug=debug))
             f = RequestFlags(self, request, view)
         except Exception:
             return self._fallback(request, view)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -839,3 +840,15 @@ def test_the_reloaders_serving_child_watches_at_once(
         assert len(_watchers(flag_file)) == 1
     finally:
         app.extensions["rampup"].source.close()
+
+
+def test_open_policy_outside_debug_warns_once(
+    flag_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """overrides="open" outside debug mode is warned about once, not again at the first
+    request (where the debug mode is settled)."""
+    with caplog.at_level(logging.WARNING, logger="rampup"):
+        app = make_app(flag_file, overrides="open", debug=False)
+        app.test_client().get("/dark")
+        app.test_client().get("/dark")
+    assert caplog.text.count("overrides='open' outside debug mode") == 1
