@@ -641,12 +641,12 @@ def test_installed_app_provides_tag_library() -> None:
 
 # -- settings --------------------------------------------------------------------------------
 def test_unknown_setting_lists_known_ones() -> None:
-    """An unknown RAMPUP key is ImproperlyConfigured, naming it and every known key."""
+    """An unknown RAMPUP key is ImproperlyConfigured, naming it, the likely fix and every
+    known key."""
     with rampup_settings(USER_HEDER="X-User-Id"), pytest.raises(ImproperlyConfigured) as info:
         RampupMiddleware(lambda r: HttpResponse())
     message = str(info.value)
-    assert "'USER_HEDER'" in message
-    assert "USER_HEADER" in message
+    assert "'USER_HEDER' (did you mean 'USER_HEADER'?)" in message
     assert "FLAGS" in message
     assert set(known_settings()) >= {"FLAGS", "USER", "COOKIE_NAME", "OVERRIDES", "WATCH"}
 
