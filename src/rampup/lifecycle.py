@@ -413,4 +413,4 @@ class RequestFlags(Flags):
 
 
 #: The runtime of :data:`FALLBACK` requests: no flags, no overrides, no listeners.
-_FALLBACK_RUNTIME = Runtime(FALLBACK, Options(overrides="off", watch=False))
+_FALLBACK_RUNTIME = Runtime(FALLBACK, Options(overrides="off", debug=False, watch=False))
