@@ -19,7 +19,6 @@ import pytest
 
 import rampup
 from rampup import Reason, Subject
-from rampup._request import Runtime, Settings
 from rampup._signing import (
     MAX_ENTRIES,
     MAX_VALUE,
@@ -31,6 +30,8 @@ from rampup._signing import (
 )
 from rampup.cli.sign import parse_spec, parse_ttl
 from rampup.context import Flags
+from rampup.lifecycle import Runtime
+from rampup.options import Options
 from rampup.overrides import (
     MAX_REPORT,
     OverrideReader,
@@ -348,7 +349,7 @@ def test_report_lines() -> None:
 )
 def test_policy_table(options: dict[str, Any], expected: tuple[bool, bool] | None) -> None:
     """(signed honoured, unsigned honoured) for each policy, secret and debug combination."""
-    reader = reader_for(Settings.from_options(options))
+    reader = reader_for(Options.from_options(options))
     if expected is None:
         assert reader is None
     else:
@@ -359,7 +360,7 @@ def test_policy_table(options: dict[str, Any], expected: tuple[bool, bool] | Non
 def test_override_secret_wins_over_framework_secret_and_rotates() -> None:
     """override_secret (several for rotation) is used instead of the framework's secret."""
     reader = reader_for(
-        Settings.from_options({"override_secret": (SECRET, OLD), "framework_secret": "fw"})
+        Options.from_options({"override_secret": (SECRET, OLD), "framework_secret": "fw"})
     )
     assert reader is not None
     assert reader.keys == derive_keys((SECRET, OLD))
@@ -368,17 +369,17 @@ def test_override_secret_wins_over_framework_secret_and_rotates() -> None:
 def test_signed_without_secret_is_a_configuration_error() -> None:
     """overrides='signed' with no secret fails at start-up with the fix in the message."""
     with pytest.raises(ValueError, match="override_secret"):
-        reader_for(Settings.from_options({"overrides": "signed"}))
+        reader_for(Options.from_options({"overrides": "signed"}))
 
 
 def test_open_outside_debug_warns_at_startup(caplog: pytest.LogCaptureFixture) -> None:
     """overrides='open' in production logs a warning once, when the reader is built."""
     with caplog.at_level(logging.WARNING, logger="rampup"):
-        reader_for(Settings.from_options({"overrides": "open"}))
+        reader_for(Options.from_options({"overrides": "open"}))
     assert any("overrides='open' outside debug" in r.message for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="rampup"):
-        reader_for(Settings.from_options({"overrides": "open", "debug": True}))
+        reader_for(Options.from_options({"overrides": "open", "debug": True}))
     assert not caplog.records
 
 
@@ -486,7 +487,7 @@ def test_query_param_sets_and_clears_the_cookie_without_reading_flags() -> None:
     _, headers, _ = wsgi_get(app, query=f"qa={tok}")
     after = time.time()
     (cookie,) = headers["set-cookie"]
-    assert cookie.startswith(f"rampup_override={tok}; Max-Age=")
+    assert cookie.startswith(f"rampup_override={tok}; Path=/; Max-Age=")
     max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
     assert int(expires - after) <= max_age <= int(expires - before)  # the token's lifetime
     assert "HttpOnly" in cookie
@@ -496,7 +497,7 @@ def test_query_param_sets_and_clears_the_cookie_without_reading_flags() -> None:
     assert headers["x-rampup-overrides"] == ["served button=green (query, signed)"]
 
     _, headers, _ = wsgi_get(app, query="qa=")
-    assert headers["set-cookie"] == ["rampup_override=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]
+    assert headers["set-cookie"] == ["rampup_override=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"]
 
     _, headers, _ = wsgi_get(app, query="qa=button%3Dgreen")  # unsigned: production refuses
     assert "set-cookie" not in headers
@@ -547,11 +548,7 @@ def test_baggage_opt_in_under_the_same_policy() -> None:
 
 def test_requests_without_overrides_share_one_empty_state() -> None:
     """A request that sends no override costs one shared, empty state and no headers."""
-    runtime = Runtime(
-        FLAGS,
-        Settings.from_options({"override_secret": SECRET}),
-        reader_for(Settings.from_options({"override_secret": SECRET})),
-    )
+    runtime = Runtime(FLAGS, Options(override_secret=SECRET, debug=False))
     assert isinstance(runtime.overrides, OverrideReader)
     assert runtime.overrides.eager is False
 
@@ -568,17 +565,16 @@ def test_requests_without_overrides_share_one_empty_state() -> None:
             raise AssertionError("the query string must not be parsed")
 
     f = runtime.open(None, View())  # type: ignore[arg-type]
-    assert runtime.response_headers(f) == []
+    assert runtime.headers(f) is None
     assert f.override_state is None  # nothing read: nothing parsed
     assert f.variant("button") == "blue"
     assert f.override_state is None  # read, and none were sent
-    assert f._forced is not None
-    assert not f._forced
+    assert f.read_overrides() is None
 
 
 def test_reader_failure_is_contained(caplog: pytest.LogCaptureFixture) -> None:
     """A view whose header() raises costs the override, not the request."""
-    runtime = Runtime(FLAGS, Settings(debug=True), reader_for(Settings(debug=True)))
+    runtime = Runtime(FLAGS, Options(debug=True))
 
     class Broken:
         scheme = "http"
@@ -589,8 +585,9 @@ def test_reader_failure_is_contained(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR, logger="rampup"):
         f = runtime.open(None, Broken())  # type: ignore[arg-type]
         assert f.variant("button") == "blue"
-        headers = runtime.response_headers(f)
-    assert headers == [("X-Rampup-Overrides", "refused overrides (rampup): internal error")]
+        headers = runtime.headers(f)
+    assert headers is not None
+    assert headers.pairs() == [("X-Rampup-Overrides", "refused overrides (rampup): internal error")]
     assert "reading overrides failed" in caplog.text
 
 
@@ -606,7 +603,8 @@ def test_a_reader_returning_junk_is_read_once_and_ignored(
         def read(self, flags: Any) -> Any:
             return object()
 
-    runtime = Runtime(FLAGS, Settings(), Junk())
+    runtime = Runtime(FLAGS, Options(debug=False))
+    runtime.overrides = Junk()  # type: ignore[assignment]
     with caplog.at_level(logging.ERROR, logger="rampup"):
         f = runtime.open({}, WSGIView)
         assert f.decision("button").reason is Reason.DEFAULT
@@ -623,7 +621,7 @@ def test_an_override_needs_no_subject() -> None:
         calls.append(request)
         return "u-1"
 
-    settings = Settings(overrides="open", debug=True, user=user)
+    settings = Options(overrides="open", debug=True, user=user)
     runtime = Runtime(FLAGS, settings)
     f = runtime.open({"HTTP_X_RAMPUP_OVERRIDE": "button=green"}, WSGIView)
     assert f.decision("button").reason is Reason.OVERRIDE

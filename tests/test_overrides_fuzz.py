@@ -125,6 +125,8 @@ CONFIGS: list[dict[str, Any]] = [
     {"overrides": "signed", "override_secret": (SECRET, "old"), "override_baggage": True},
 ]
 WSGI_APPS: list[WSGIMiddleware] = []
+#: the same options over an app that reads no flag
+WSGI_PLAIN: list[WSGIMiddleware] = []
 ASGI_APPS: list[ASGIMiddleware] = []
 
 
@@ -144,6 +146,7 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 for _options in CONFIGS:
     WSGI_APPS.append(WSGIMiddleware(wsgi_app, FLAGS, **_options))
+    WSGI_PLAIN.append(WSGIMiddleware(lambda e, s: [s("299 Fuzzed", []) or b""], FLAGS, **_options))
     ASGI_APPS.append(ASGIMiddleware(asgi_app, FLAGS, **_options))
 
 
@@ -208,13 +211,7 @@ def test_wsgi_middleware_survives_any_input(
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
         seen.append((status, headers))
 
-    app = (
-        WSGI_APPS[which]
-        if read
-        else WSGIMiddleware(
-            lambda e, s: [s("299 Fuzzed", []) or b""], runtime=WSGI_APPS[which].runtime
-        )
-    )
+    app = WSGI_APPS[which] if read else WSGI_PLAIN[which]
     with no_logged_errors():
         body = app(environ, start_response)
         data = b"".join(body)

@@ -15,7 +15,8 @@ import pytest
 
 import rampup
 from rampup import Subject
-from rampup._request import Runtime, Settings
+from rampup.lifecycle import Runtime
+from rampup.options import Options
 from rampup.sources import FileSource, StaticSource, as_source
 from rampup.wsgi import WSGIView
 
@@ -124,7 +125,7 @@ def test_request_in_flight_keeps_its_snapshot(flag_path: Path, source: FileSourc
     it reads only after the reload; the next request sees the new ones."""
     flag_path.write_text(flag_file("off") + '\n[flags.other]\ndefault = "off"\n')
     source.reload()
-    runtime = Runtime(source, Settings())
+    runtime = Runtime(source, Options())
     before = runtime.open(None, WSGIView({"HTTP_COOKIE": "rampup_id=" + "a" * 32}))
     assert before.enabled("checkout") is False
     replace(flag_path, flag_file("on") + '\n[flags.other]\ndefault = "on"\n')

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -18,7 +19,19 @@ from .engine import Snapshot
 from .errors import UnboundFlagsError
 from .model import Decision, Reason, Subject
 
-__all__ = ["Flags", "Listener", "TestHook", "bind", "current", "flags", "set_test_hook"]
+__all__ = [
+    "NOTHING_FORCED",
+    "Flags",
+    "Listener",
+    "TestHook",
+    "bind",
+    "bound",
+    "current",
+    "current_or_none",
+    "flags",
+    "set_test_hook",
+    "unbind",
+]
 
 log = logging.getLogger("rampup")
 
@@ -223,9 +236,16 @@ def current() -> Flags:
         raise UnboundFlagsError(_UNBOUND) from None
 
 
-def bind(f: Flags) -> Token[Flags]:
-    """Make ``f`` the current Flags; pass the token to :func:`unbind` in ``finally``."""
-    return _current.set(f)
+#: Make a Flags the current one; pass the token to :func:`unbind` (or, in adapters,
+#: :func:`rampup.lifecycle.unbind`) in ``finally``. The ContextVar's own ``set``: no extra
+#: frame on the request path.
+bind: Callable[[Flags], Token[Flags]] = _current.set
+
+#: The Flags bound in this context, or None (the fallbacks of :func:`current` not asked).
+current_or_none: Callable[[], Flags | None] = partial(_current.get, None)
+
+#: The "nothing forced" mapping a Flags starts with when no override can apply.
+NOTHING_FORCED: Mapping[str, str] = _NO_FORCED
 
 
 def unbind(token: Token[Flags]) -> None:
