@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
-from .config import _KEY, _VARIANT
+from .config import KEY_PATTERN, VARIANT_PATTERN
 from .engine import Snapshot
 
 __all__ = [
@@ -192,7 +192,7 @@ def parse_entry(item: str) -> tuple[str, str] | str:
         return "non-ASCII or control characters"
     flag, sep, variant = item.partition("=")
     flag, variant = flag.strip(), variant.strip()
-    if not sep or not _KEY.match(flag) or not _VARIANT.match(variant):
+    if not sep or not KEY_PATTERN.match(flag) or not VARIANT_PATTERN.match(variant):
         return "malformed (expected flag=variant)"
     return flag, variant
 
