@@ -38,15 +38,28 @@ def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> Snapshot:
     """Load, validate and compile flags from a file path or an in-memory mapping.
 
     Files are TOML, JSON or YAML (``rampup[yaml]``), chosen by extension. Raises
-    :class:`~rampup.ConfigError` listing every problem found.
+    :class:`~rampup.ConfigError` listing every problem found, and only that, whatever the
+    document holds. Time and memory are bounded by the file's size (at most
+    :data:`rampup._files.MAX_BYTES`): YAML aliases may add at most
+    ``MAX_YAML_EXPANSION`` values, messages show values cut short without building them whole,
+    and problems are located in one pass over the text.
     """
-    if isinstance(source, Mapping):
-        return _Loader("<mapping>", "").build(source)
-    name = os.fspath(source)
-    data, text, problem = _files.read(name)
-    if problem is not None:
-        raise ConfigError([problem])
-    return _Loader(name, text).build(data)
+    name = "<mapping>" if isinstance(source, Mapping) else os.fspath(source)
+    try:
+        if isinstance(source, Mapping):
+            return _Loader(name, "").build(source)
+        data, text, problem = _files.read(name)
+        if problem is not None:
+            raise ConfigError([problem])
+        return _Loader(name, text).build(data)
+    except (ConfigError, KeyboardInterrupt):
+        raise
+    except (Exception, RecursionError, MemoryError) as exc:
+        # A hostile document must not escape as a traceback (a watcher thread would log one
+        # per poll): whatever the parsers or the checks raise becomes a problem of this file.
+        raise ConfigError(
+            [Problem(name, "", f"cannot be loaded: {type(exc).__name__}: {str(exc)[:200]}")]
+        ) from None
 
 
 def parse_weights(raw: Any) -> tuple[tuple[tuple[str, int], ...], str | None]:
