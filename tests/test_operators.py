@@ -300,7 +300,9 @@ def test_attribute_with_raising_eq_does_not_escape(caplog: pytest.LogCaptureFixt
         __hash__ = object.__hash__
 
     cond = {"attribute": "a", "op": "equals", "value": "x"}
-    snap = rampup.load({"flags": {"raising-eq": {"rules": [{"conditions": [cond], "serve": "on"}]}}})
+    snap = rampup.load(
+        {"flags": {"raising-eq": {"rules": [{"conditions": [cond], "serve": "on"}]}}}
+    )
     with caplog.at_level("ERROR", logger="rampup"):
         decisions = [snap.evaluate("raising-eq", Subject("u", {"a": Hostile()})) for _ in range(50)]
     assert {(d.variant, d.reason) for d in decisions} == {("off", Reason.DEFAULT)}

@@ -22,7 +22,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["MAX_BYTES", "MAX_YAML_ALIASES", "MAX_YAML_EXPANSION", "SUFFIXES", "locate", "read"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_EXPANSION",
+    "SUFFIXES",
+    "decode",
+    "locate",
+    "read",
+    "read_bytes",
+]
 
 #: Flag files are reviewed by people; anything this large is a mistake, not a flag file.
 MAX_BYTES = 10 * 1024 * 1024
@@ -44,11 +53,20 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
     """(data, text, problem): parse the file at ``path``; on failure data is None."""
+    raw, problem = read_bytes(path)
+    if problem is not None:
+        return None, "", problem
+    assert raw is not None
+    return decode(raw, str(path))
+
+
+def read_bytes(path: str | os.PathLike[str]) -> tuple[bytes | None, Problem | None]:
+    """The bytes of the flag file at ``path`` (at most :data:`MAX_BYTES`), or a problem."""
     p = Path(path)
     name = str(path)
 
-    def fail(message: str, hint: str = "", line: int | None = None) -> tuple[None, str, Problem]:
-        return None, "", Problem(name, "", message, hint=hint, line=line)
+    def fail(message: str, hint: str = "") -> tuple[None, Problem]:
+        return None, Problem(name, "", message, hint=hint)
 
     suffix = p.suffix.lower()
     try:
@@ -83,14 +101,25 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
         return fail(f"cannot read file: {exc.strerror or exc}")
     if len(raw) > MAX_BYTES:  # grew between stat and read
         return fail(f"file is larger than {MAX_BYTES:,} bytes")
+    return raw, None
+
+
+def decode(raw: bytes, name: str) -> tuple[Any, str, Problem | None]:
+    """(data, text, problem): parse the bytes of the flag file ``name`` (its suffix says how)."""
     if b"\x00" in raw:
-        return fail("file contains NUL bytes: not a text flag file")
+        return None, "", Problem(name, "", "file contains NUL bytes: not a text flag file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return fail(
-            f"file is not UTF-8 text (bad byte at offset {exc.start})",
-            line=raw[: exc.start].count(b"\n") + 1,
+        return (
+            None,
+            "",
+            Problem(
+                name,
+                "",
+                f"file is not UTF-8 text (bad byte at offset {exc.start})",
+                line=raw[: exc.start].count(b"\n") + 1,
+            ),
         )
     if not text.strip():
         empty = Problem(
@@ -100,7 +129,7 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
             hint="a flag file holds a `flags` table; README 'The flag file' has an example",
         )
         return None, text, empty
-    data, problem = parse(text, suffix, name)
+    data, problem = parse(text, Path(name).suffix.lower(), name)
     return data, text, problem
 
 

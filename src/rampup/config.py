@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timezone
 from typing import Any
 
@@ -20,7 +20,7 @@ from .errors import ConfigError, Problem
 from .model import BUCKETS, Condition, Flag, RampStep, Rule, Segment, Split, Variant
 from .operators import OPERATORS, check_value
 
-__all__ = ["KEY_PATTERN", "VARIANT_PATTERN", "load", "parse_weights"]
+__all__ = ["KEY_PATTERN", "VARIANT_PATTERN", "load", "load_bytes", "parse_weights"]
 
 _TOP = {"version", "flags", "segments"}
 _FLAG = {"description", "variants", "default", "rules", "killed", "overridable", "salt"}
@@ -44,15 +44,37 @@ def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> Snapshot:
     ``MAX_YAML_EXPANSION`` values, messages show values cut short without building them whole,
     and problems are located in one pass over the text.
     """
-    name = "<mapping>" if isinstance(source, Mapping) else os.fspath(source)
-    try:
-        if isinstance(source, Mapping):
-            return _Loader(name, "").build(source)
-        data, text, problem = _files.read(name)
+    if isinstance(source, Mapping):
+        return _guarded("<mapping>", lambda: _Loader("<mapping>", "").build(source))
+    name = os.fspath(source)
+
+    def from_file() -> Snapshot:
+        raw, problem = _files.read_bytes(name)
         if problem is not None:
             raise ConfigError([problem])
-        return _Loader(name, text).build(data)
-    except (ConfigError, KeyboardInterrupt):
+        assert raw is not None
+        return _build(raw, name)
+
+    return _guarded(name, from_file)
+
+
+def load_bytes(raw: bytes, name: str) -> Snapshot:
+    """Load flags from the bytes of a flag file called ``name`` (its suffix picks the format),
+    as :func:`load` does: what a watcher read and checked is exactly what gets parsed."""
+    return _guarded(name, lambda: _build(raw, name))
+
+
+def _build(raw: bytes, name: str) -> Snapshot:
+    data, text, problem = _files.decode(raw, name)
+    if problem is not None:
+        raise ConfigError([problem])
+    return _Loader(name, text).build(data)
+
+
+def _guarded(name: str, build: Callable[[], Snapshot]) -> Snapshot:
+    try:
+        return build()
+    except ConfigError:
         raise
     except (Exception, RecursionError, MemoryError) as exc:
         # A hostile document must not escape as a traceback (a watcher thread would log one
