@@ -308,7 +308,9 @@ def test_attribute_with_raising_eq_does_not_escape(caplog: pytest.LogCaptureFixt
     assert {(d.variant, d.reason) for d in decisions} == {("off", Reason.DEFAULT)}
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1, lines
-    assert "flag 'raising-eq'" in lines[0] and "equals" in lines[0] and "boom" in lines[0]
+    assert "flag 'raising-eq'" in lines[0]
+    assert "equals" in lines[0]
+    assert "boom" in lines[0]
     assert caplog.records[0].exc_info is None  # no traceback
 
 
