@@ -72,6 +72,8 @@ class Settings:
     override_report_header: str = "X-Rampup-Overrides"
     #: also read overrides from incoming W3C baggage (``rampup.override``), under the same policy
     override_baggage: bool = False
+    #: longest lifetime, in seconds, a signed override may have left (default 30 days)
+    override_max_ttl: int = 30 * 24 * 3600
     #: the app runs in debug mode (adapters fill it from the framework when not given)
     debug: bool | None = None
     #: listeners told of each decision and request (telemetry is one)
