@@ -187,11 +187,16 @@ def verify(
         return None, f"expired {int(now - expires)}s ago"
     if expires - now > max_ttl:
         # A leaked token must not work forever: sign() can mint any expiry, this cannot.
-        return None, (
-            f"lives too long (expires in {int(expires - now) // 86400} days; "
-            f"max {max_ttl // 86400} days)"
-        )
+        return None, f"lives too long (expires in {_span(expires - now)}; max {_span(max_ttl)})"
     return Token(overrides, expires, subject), ""
+
+
+def _span(seconds: float) -> str:
+    """``3 days``, ``5 hours`` or ``90 seconds``: a lifetime as a person reads it."""
+    for unit, size in (("days", 86400), ("hours", 3600)):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} seconds"
 
 
 @dataclass(frozen=True, slots=True)
