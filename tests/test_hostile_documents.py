@@ -157,6 +157,7 @@ def test_catastrophic_pattern_runs_in_linear_time_with_re2() -> None:
         ("^(a|ab)*c$", "repeats an alternation"),
         ("(a)\\1", "backreference"),
         ("(?=a)a", "lookaround"),
+        (".*.*=", "more than one unbounded repeat"),
     ],
 )
 def test_without_re2_backtracking_patterns_are_refused(pattern: str, why: str) -> None:
