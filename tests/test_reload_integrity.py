@@ -131,6 +131,7 @@ def test_kubernetes_configmap_symlink_swap(tmp_path: Path) -> None:
     (tmp_path / "..data").symlink_to(first.name)
     (tmp_path / "flags.toml").symlink_to("..data/flags.toml")
     source = FileSource(tmp_path / "flags.toml", watch=False)
+    source.settle = 0  # no settling delay: reloaded at the first poll that reads it whole
     assert state(source) == (False, True)
 
     second = tmp_path / "..2026_12_01_b"
@@ -143,13 +144,14 @@ def test_kubernetes_configmap_symlink_swap(tmp_path: Path) -> None:
     os.replace(tmp_path / "..data_tmp", tmp_path / "..data")  # what kubelet does
     (first / "flags.toml").unlink()
     first.rmdir()
-    assert source.poll() is True  # a new file appeared whole: reloaded at once
+    assert source.poll() is True
     assert state(source) == (True, True)
 
 
 def test_reload_dropping_flags_names_them(path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A reload that removes flags logs a warning naming the flags dropped."""
     source = FileSource(path, watch=False)
+    source.settle = 0
     caplog.set_level(logging.WARNING, logger="rampup")
     replace(path, HALF)
     assert source.poll() is True

@@ -76,11 +76,11 @@ class FileSource:
     same size with its modification time restored is still seen; files over 1 MiB are hashed
     every 10th poll when their signature is unchanged).
 
-    A file replaced whole (write then rename, a Kubernetes ConfigMap's ``..data`` swap) is
-    complete when it appears, and is reloaded at once. A file rewritten in place may be read
-    while its writer pauses mid-write, so it is reloaded only once its content has stayed the
-    same for ``settle`` seconds. Write flag files atomically (write a temporary file in the
-    same directory, then rename it over the flag file) and reloads are both immediate and safe.
+    A writer may pause mid-write (and a file renamed into place may still be written to), so a
+    change is reloaded only once the file's content has stayed the same for ``settle`` seconds
+    (default 1 s; 0 reloads at the first poll that reads it whole). A writer stalling longer
+    than that gets its partial file parsed: write flag files atomically (write a temporary
+    file in the same directory, then rename it over the flag file), as ``rampup`` itself does.
 
     An invalid edit is logged once and the last good snapshot keeps serving. A reload that
     drops flags logs a warning naming them. The thread is restarted in forked children
@@ -100,7 +100,7 @@ class FileSource:
     ):
         self.path = Path(path)
         self.interval = interval
-        #: seconds an in-place edit must stay unchanged before it is reloaded
+        #: seconds a changed file must stay unchanged before it is reloaded
         self.settle = settle
         #: the error of the last failed reload, None once a reload succeeds
         self.last_error: ConfigError | None = None
@@ -189,8 +189,9 @@ class FileSource:
             if digest == self._hash:
                 self._sig, self._seen = sig, None  # touched, not changed
                 return False
-            in_place = self._sig is not None and sig[2:] == self._sig[2:]
-            if in_place and self.settle > 0:
+            # Settle every change, renamed-in files too: a new inode can still be written in
+            # place after its rename, and timestamps cannot tell (a storm served one such half).
+            if self.settle > 0:
                 now = time.monotonic()
                 seen = self._seen
                 if seen is None or seen[:2] != (sig, digest):
