@@ -14,7 +14,8 @@ Four runs, each printing one table row per case (run one with its name, or all):
   Counts the outcome classes (loaded / located ConfigError / anything else).
 * ``storm``: a FileSource polling every 10 ms while writers rewrite the file (atomic renames,
   in-place writes, writers stalling mid-write for 3 polls, same-size edits with the mtime put
-  back) and reader threads evaluate flags. Counts answers, failures and half files served
+  back; bursts with a quiet second now and then) and reader threads evaluate flags. Counts
+  answers, failures and half files served
   (every complete version defines the flag ``sentinel``; a half file does not).
 
 Usage: python bench/adversarial.py [requests|forgeries|documents|storm ...] [--quick]
@@ -430,7 +431,8 @@ def run_storm(quick: bool) -> None:
                     path.write_text(_version((i + 1) % 2))
                     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
                 counts["writes"] += 1
-                time.sleep(rng.uniform(0.0, 0.05))
+                # bursts of writes, with a quiet second now and then for changes to settle
+                time.sleep(1.2 if rng.random() < 0.1 else rng.uniform(0.0, 0.05))
 
         threads = [threading.Thread(target=reader) for _ in range(4)] + [
             threading.Thread(target=writer)

@@ -170,3 +170,20 @@ def test_gone_file_is_logged_once(path: Path, caplog: pytest.LogCaptureFixture) 
         source.poll()
     assert len([r for r in caplog.records if "is gone" in r.getMessage()]) == 1
     assert state(source) == (False, True)
+
+
+def test_write_atomic_replaces_whole_and_keeps_the_mode(path: Path) -> None:
+    """rampup's writer renames a complete temporary file over the flag file: the watcher sees
+    the new content whole, the file keeps its permissions, no temporary file is left."""
+    from rampup._files import write_atomic
+
+    source = FileSource(path, watch=False)
+    source.settle = 0
+    path.chmod(0o644)
+    before = path.stat().st_ino
+    write_atomic(path, B)
+    assert path.stat().st_ino != before
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["flags.toml"]
+    assert source.poll() is True
+    assert state(source) == (True, True)

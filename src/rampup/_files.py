@@ -7,11 +7,13 @@ text, since tomllib and json do not report positions of valid values.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
 import re
 import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ __all__ = [
     "locate",
     "read",
     "read_bytes",
+    "write_atomic",
 ]
 
 #: Flag files are reviewed by people; anything this large is a mistake, not a flag file.
@@ -49,6 +52,27 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(k)
         out[k] = v
     return out
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
+    """Write a flag file so that a watcher never reads half of it: write a temporary file in
+    the same directory, flush it to disk, then rename it over ``path`` (atomic on POSIX and
+    on Windows for files on one volume). Every rampup writer of flag files uses this."""
+    target = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if target.exists():  # keep the file's permissions, not mkstemp's 0600
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
