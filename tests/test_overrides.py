@@ -883,3 +883,14 @@ def test_bound_token_still_serves_its_subject() -> None:
     state = read_values([(tok, "header")], SNAP, KEYS, now=NOW, subject="qa-1")
     assert dict(state.served) == {"button": "green"}
     assert rampup.load(FLAGS).flags["button"].overridable
+
+
+def test_cli_sign_warns_about_a_short_secret() -> None:
+    """`rampup sign` with a secret under 32 bytes still mints the token (a debug app accepts
+    it) but warns that a production app refuses it, with the command that makes one."""
+    r = run_cli("sign", "button=green", env={"RAMPUP_OVERRIDE_SECRET": "short"})
+    assert r.returncode == 0, r.stderr
+    assert "shorter than 32 bytes" in r.stderr
+    assert MAKE in r.stderr
+    long_enough = run_cli("sign", "button=green", env={"RAMPUP_OVERRIDE_SECRET": SECRET})
+    assert long_enough.stderr == ""

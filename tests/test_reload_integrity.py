@@ -187,3 +187,19 @@ def test_write_atomic_replaces_whole_and_keeps_the_mode(path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["flags.toml"]
     assert source.poll() is True
     assert state(source) == (True, True)
+
+
+def test_large_file_is_hashed_every_tenth_poll(path: Path) -> None:
+    """A file over 1 MiB with an unchanged signature is hashed only every 10th poll: a
+    same-size edit with its mtime put back is seen within 10 polls, not at the first."""
+    padding = '\n[flags.big]\ndescription = "' + "x" * (1024 * 1024) + '"\n'
+    path.write_text(A + padding)
+    source = FileSource(path, watch=False)
+    source.settle = 0
+    before = path.stat()
+    write_in_place(path, A.replace('default = "off"', 'default = "on" ') + padding)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    polls = [source.poll() for _ in range(10)]
+    assert polls.count(True) == 1
+    assert polls[0] is False
+    assert state(source) == (True, True)
