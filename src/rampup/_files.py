@@ -29,6 +29,7 @@ __all__ = [
     "MAX_YAML_ALIASES",
     "MAX_YAML_EXPANSION",
     "SUFFIXES",
+    "Locator",
     "decode",
     "locate",
     "read",
@@ -388,18 +389,23 @@ class _Index:
         return bisect.bisect_right(self.lines, offset)
 
 
-_LAST_INDEX: tuple[str, _Index] | None = None
+class Locator:
+    """Finds the lines of many paths in one text, indexing its keys once (in one pass) so that
+    locating every problem of a file stays linear in its size. Dropped with the load."""
 
+    __slots__ = ("_index", "text")
 
-def _index(text: str) -> _Index:
-    """The index of ``text``, built once for all the problems of one load."""
-    global _LAST_INDEX
-    last = _LAST_INDEX
-    if last is not None and last[0] is text:
-        return last[1]
-    index = _Index(text)
-    _LAST_INDEX = (text, index)
-    return index
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._index: _Index | None = None
+
+    def locate(self, path: list[str | int], nth: int = 1) -> int | None:
+        """See :func:`locate`."""
+        if not self.text:
+            return None
+        if self._index is None:
+            self._index = _Index(self.text)
+        return _locate(self.text, self._index, path, nth)
 
 
 def locate(text: str, path: list[str | int], nth: int = 1) -> int | None:
@@ -409,12 +415,12 @@ def locate(text: str, path: list[str | int], nth: int = 1) -> int | None:
     A list index moves to that element: of an inline array (``[ ... ]`` in TOML, JSON or YAML),
     of a YAML block sequence (``- ...`` lines), or the matching ``[[a.b.c]]`` header of a TOML
     array of tables. Best effort: it finds what people write, not every layout the formats allow.
-    The keys of the text are indexed in one pass, shared by every call on the same text, so
-    locating all the problems of a file stays linear in its size.
+    One call indexes the whole text: to locate many paths, use one :class:`Locator`.
     """
-    if not text:
-        return None
-    index = _index(text)
+    return Locator(text).locate(path, nth)
+
+
+def _locate(text: str, index: _Index, path: list[str | int], nth: int) -> int | None:
     pos = 0
     found: int | None = None
     keys: list[str] = []

@@ -109,6 +109,7 @@ class _Loader:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.text = text
+        self.locator = _files.Locator(text)  # indexes the text at the first problem only
         self.problems: list[Problem] = []
 
     # -- reporting ---------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class _Loader:
         # A missing field is not written anywhere: point at its table, not at the next
         # table's field of the same name.
         where_written = path[:-1] if message == "missing" else path
-        line = _files.locate(self.text, where_written) if self.text else None
+        line = self.locator.locate(where_written)
         self.problems.append(Problem(self.file, where, message, hint, line))
 
     def unknown_fields(
