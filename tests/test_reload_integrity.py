@@ -203,3 +203,22 @@ def test_large_file_is_hashed_every_tenth_poll(path: Path) -> None:
     assert polls.count(True) == 1
     assert polls[0] is False
     assert state(source) == (True, True)
+
+
+def test_file_grown_past_the_size_cap_is_logged_once(
+    path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flag file that grows past the size cap is logged once, like an invalid edit, and the
+    last good flags keep serving."""
+    from rampup import _files
+
+    monkeypatch.setattr(_files, "MAX_BYTES", len(A) + 10)
+    source = FileSource(path, watch=False)
+    caplog.set_level(logging.ERROR, logger="rampup")
+    replace(path, A + "# " + "x" * 100 + "\n")
+    for _ in range(3):
+        assert source.poll() is False
+    errors = [r.getMessage() for r in caplog.records]
+    assert len(errors) == 1
+    assert "the limit is" in errors[0]
+    assert state(source) == (False, True)

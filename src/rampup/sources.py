@@ -110,7 +110,7 @@ class FileSource:
         self._seen: tuple[Signature, bytes, float] | None = None  # an in-place edit settling
         self._gone_logged = False
         try:
-            raw, sig = self._read()
+            raw, sig = self._read(report=False)
             if raw is None:  # missing, unreadable, or changing under us: load() says which
                 self.snapshot: Snapshot = load(self.path)
             else:
@@ -155,16 +155,32 @@ class FileSource:
         self._stop.set()
         _watched.discard(self)
 
-    def _read(self) -> tuple[bytes | None, Signature | None]:
+    def _read(self, report: bool = True) -> tuple[bytes | None, Signature | None]:
         """(bytes, signature) of the file, the signature unchanged across the read; (None, sig)
-        when the file is missing, unreadable or was being written meanwhile."""
+        when the file is missing, unreadable or was being written meanwhile. A file that
+        cannot be a flag file (too large, not a regular file) is logged like an invalid one."""
         sig = _signature(self.path)
         if sig is None:
             return None, None
         raw, problem = read_bytes(self.path)
-        if problem is not None or _signature(self.path) != sig:
+        if _signature(self.path) != sig:
+            return None, sig
+        if problem is not None:
+            if report:
+                self._invalid(ConfigError([problem]))
             return None, sig
         return raw, sig
+
+    def _invalid(self, exc: ConfigError) -> None:
+        """Log an invalid file once (until it changes to another error or is fixed)."""
+        if str(exc) != str(self.last_error):
+            log.error(
+                "rampup: flag file %s changed but is invalid; still serving the last "
+                "good flags.\n%s",
+                self.path,
+                exc,
+            )
+        self.last_error = exc
 
     def poll(self) -> bool:
         """Check the file once; reload if it changed and is stable. True if a reload happened."""
@@ -221,14 +237,7 @@ class FileSource:
         try:
             snapshot = load_bytes(raw, str(self.path))
         except ConfigError as exc:
-            if str(exc) != str(self.last_error):
-                log.error(
-                    "rampup: flag file %s changed but is invalid; still serving the last "
-                    "good flags.\n%s",
-                    self.path,
-                    exc,
-                )
-            self.last_error = exc
+            self._invalid(exc)
             return False
         except Exception:  # pragma: no cover - load_bytes turns every failure into ConfigError
             log.exception(
