@@ -894,3 +894,41 @@ def test_cli_sign_warns_about_a_short_secret() -> None:
     assert MAKE in r.stderr
     long_enough = run_cli("sign", "button=green", env={"RAMPUP_OVERRIDE_SECRET": SECRET})
     assert long_enough.stderr == ""
+
+
+def test_asgi_learning_production_mode_with_a_short_secret_serves_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ASGI without debug= learns the mode at the first request; a short secret found to be
+    in production then turns overrides off with an error, and the request is served."""
+    import asyncio
+
+    from rampup.asgi import RampupMiddleware as ASGIMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = str(rampup.flags.variant("button")).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    mw = ASGIMiddleware(app, flags=FLAGS, watch=False, override_secret="short")
+    tok = sign("button=green", int(time.time()) + 600, "short")
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"x-rampup-override", tok.encode())],
+    }
+    caplog.set_level(logging.ERROR, logger="rampup")
+    asyncio.run(mw(scope, receive, send))
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"blue"
+    assert any("overrides are off" in r.getMessage() for r in caplog.records)

@@ -224,7 +224,11 @@ class Runtime:
         from .overrides import reader_for
 
         self.settings = dataclasses.replace(self.settings, debug=debug)
-        self.overrides = reader_for(self.settings)
+        try:
+            self.overrides = reader_for(self.settings)
+        except ValueError as exc:  # a short secret, found out of debug mode at a request:
+            log.error("%s; overrides are off", exc)  # refuse overrides, never the request
+            self.overrides = None
         self.eager_headers = bool(getattr(self.overrides, "eager", False))
 
     def open(self, request: Any, view: Callable[[Any], RequestView] | RequestView) -> RequestFlags:

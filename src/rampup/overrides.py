@@ -220,7 +220,9 @@ class OverrideReader:
 def reader_for(settings: Settings) -> OverrideReader | None:
     """The override reader ``settings`` ask for, or None when overrides are off.
 
-    Raises ValueError for ``overrides="signed"`` without a secret or an unknown policy.
+    Raises ValueError for ``overrides="signed"`` without a secret, an unknown policy, or a
+    configured secret shorter than 32 bytes outside debug mode (a short framework secret under
+    the default policy turns signed overrides off with an error instead).
     """
     policy = settings.overrides
     secrets = settings.override_secret or settings.framework_secret
