@@ -231,7 +231,7 @@ class _RaisingAttributes(dict[str, Any]):
 
 def test_failing_evaluation_gives_error_decision(caplog: pytest.LogCaptureFixture) -> None:
     """A rule that raises while deciding yields the default variant with reason ERROR,
-    logged; other subjects are served as usual."""
+    logged without a traceback; other subjects are served as usual."""
     cond = {"attribute": "plan", "op": "equals", "value": "pro"}
     snap = one_flag(
         variants={"a": "A", "b": "B"}, default="b", rules=[{"conditions": [cond], "serve": "a"}]
@@ -240,7 +240,7 @@ def test_failing_evaluation_gives_error_decision(caplog: pytest.LogCaptureFixtur
         d = snap.evaluate("f", Subject("u", _RaisingAttributes()))
     assert (d.key, d.variant, d.value, d.reason) == ("f", "b", "B", Reason.ERROR)
     assert "ZeroDivisionError" in d.detail
-    assert any("'f'" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert any("'f'" in r.getMessage() and r.exc_info is None for r in caplog.records)
     assert snap.evaluate("f", Subject("u", {"plan": "pro"})).variant == "a"
 
 
@@ -268,7 +268,7 @@ def test_failing_predicate_gives_error_decision(monkeypatch: pytest.MonkeyPatch)
     """A condition compiled to a predicate that raises also yields ERROR, never an exception."""
     from rampup import engine, operators
 
-    def exploding(cond: Any) -> Any:
+    def exploding(cond: Any, where: str = "") -> Any:
         def p(s: Subject) -> bool:
             raise RuntimeError("predicate failed")
 

@@ -157,11 +157,19 @@ class Runtime:
         else:
             self._set_reader(options)
 
-    def _set_reader(self, options: Options) -> None:
+    def _set_reader(self, options: Options, at_request: bool = False) -> None:
         """Build the override reader for ``options`` (debug mode known)."""
         self.options = options
-        #: reads overrides from a request (None: overrides off)
-        self.overrides = reader_for(options)
+        try:
+            #: reads overrides from a request (None: overrides off)
+            self.overrides = reader_for(options)
+        except ValueError as exc:
+            if not at_request:  # at start-up a bad secret must fail the deploy
+                raise
+            # found out of debug mode at the first request (a short secret): refuse the
+            # overrides, never the request
+            log.error("%s; overrides are off", exc)
+            self.overrides = None
         #: headers may be due even when no flag was read (debug mode shows the overrides
         #: report; the query parameter sets the override cookie)
         self.eager = self.overrides is not None and self.overrides.eager
@@ -177,7 +185,9 @@ class Runtime:
                 learn, self.debug_from = self.debug_from, None
                 debug = bool(learn(request))
                 if debug is not self.options.debug:  # unset until now, or the app changed it
-                    self._set_reader(dataclasses.replace(self.options, debug=debug))
+                    self._set_reader(
+                        dataclasses.replace(self.options, debug=debug), at_request=True
+                    )
             f = RequestFlags(self, request, view)
         except Exception:
             return self._fallback(request, view)

@@ -56,6 +56,8 @@ class Options:
     ``override_query_param``: opt-in query parameter that sets or clears the override cookie.
     ``override_report_header``: response header listing overrides served/refused (debug, or an
     authorized tester). ``override_baggage``: also read W3C baggage ``rampup.override``.
+    ``override_max_ttl``: the longest lifetime, in seconds, a signed override may have left
+    (default 30 days); a token living longer is refused.
 
     ``debug``: the app runs in debug mode (None: the adapter asks the framework at the first
     request). ``listeners``: told of each decision and request. ``watch``: reload the flag file
@@ -80,6 +82,7 @@ class Options:
     override_query_param: str | None = None
     override_report_header: str = "X-Rampup-Overrides"
     override_baggage: bool = False
+    override_max_ttl: int = 30 * 24 * 3600
     debug: bool | None = None
     listeners: tuple[Listener, ...] = ()
     watch: bool = True
@@ -138,6 +141,7 @@ class OptionsDict(TypedDict, total=False):
     override_query_param: str | None
     override_report_header: str
     override_baggage: bool
+    override_max_ttl: int
     debug: bool | None
     listeners: Iterable[Listener]
     watch: bool
