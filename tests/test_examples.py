@@ -142,3 +142,22 @@ def test_django_example_project() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_example_flag_file_is_valid_and_is_the_one_the_demo_serves() -> None:
+    """examples/flags.toml checks clean; it is the file `rampup demo` serves from a checkout,
+    and the copy bundled for installed packages has the same bytes."""
+    from rampup.demo import demo_flags_path
+
+    result = subprocess.run(
+        [sys.executable, "-m", "rampup", "check", "examples/flags.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5 flags, 3 segments" in result.stdout
+    assert demo_flags_path() == EXAMPLES / "flags.toml"
+    bundled = ROOT / "src" / "rampup" / "data" / "flags.toml"
+    assert (EXAMPLES / "flags.toml").read_bytes() == bundled.read_bytes()

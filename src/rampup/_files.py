@@ -94,7 +94,7 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
             name,
             "",
             "file is empty",
-            hint="a flag file holds a `flags` table; README 'The flag file' has an example",
+            hint="a flag file holds a `flags` table; docs/flag-file.md has an example",
         )
         return None, text, empty
     data, problem = parse(text, suffix, name)

@@ -1,6 +1,6 @@
 """The stable bucketing hash: (flag salt, subject key) -> bucket in [0, 10000).
 
-Algorithm ``v1`` (documented in README, "Bucketing", with test vectors)::
+Algorithm ``v1`` (documented in docs/bucketing.md, with test vectors)::
 
     digest = BLAKE2b(utf8(salt + ":" + key), digest_size=8)
     bucket = int.from_bytes(digest, "big") % 10000
