@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -9,15 +10,18 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 
-@pytest.fixture
-def demo_url() -> Iterator[str]:
-    """Start `rampup demo --port 0` and yield its URL; always stop it."""
+
+@contextlib.contextmanager
+def _serve(*args: str) -> Iterator[str]:
+    """Run `rampup demo --port 0 ARGS...` and yield its URL; always stop it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rampup", "demo", "--port", "0"],
+        [sys.executable, "-m", "rampup", "demo", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -43,6 +47,37 @@ def demo_url() -> Iterator[str]:
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
+
+
+@pytest.fixture
+def demo_url() -> Iterator[str]:
+    """Start `rampup demo --port 0` and yield its URL; always stop it."""
+    with _serve() as url:
+        yield url
+
+
+def test_demo_serves_an_edited_flag_file_without_a_restart(tmp_path: Path) -> None:
+    """Edit the file the demo serves (killed = true) and the next requests see it: the
+    kill-switch walk-through the Quickstart suggests."""
+    flags = tmp_path / "flags.toml"
+    flags.write_text((ROOT / "examples" / "flags.toml").read_text())
+    with _serve("--flags", str(flags)) as url:
+        assert str(flags).encode() in _get(url + "/")[2]
+        who = {"X-User-Id": "qa-alice"}
+        assert json.loads(_get(url + "/api/flags", who)[2])["flags"]["new-checkout"]["reason"] == (
+            "RULE_MATCH"
+        )
+        text = flags.read_text().replace(
+            'description = "The rewritten checkout flow"\n',
+            'description = "The rewritten checkout flow"\nkilled = true\n',
+        )
+        flags.write_text(text)
+        deadline = time.monotonic() + 30
+        reason = None
+        while reason != "KILLED" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            reason = json.loads(_get(url + "/api/flags", who)[2])["flags"]["new-checkout"]["reason"]
+        assert reason == "KILLED"
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

@@ -13,8 +13,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -65,7 +69,7 @@ def demo_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def page() -> Iterator[object]:
+def page() -> Iterator[Page]:
     """A fresh page in headless Debian chromium (never a downloaded browser)."""
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -76,8 +80,8 @@ def page() -> Iterator[object]:
             browser.close()
 
 
-def _served(page: object) -> dict[str, str]:
-    cards = page.locator("article.flag")  # type: ignore[attr-defined]
+def _served(page: Page) -> dict[str, str]:
+    cards = page.locator("article.flag")
     return {
         cards.nth(i).get_attribute("data-flag"): cards.nth(i).get_attribute("data-served")
         for i in range(cards.count())
@@ -85,71 +89,72 @@ def _served(page: object) -> dict[str, str]:
 
 
 def test_demo_is_sticky_and_forces_an_override_in_a_browser(
-    demo_url: str, page: object, tmp_path: Path
+    demo_url: str, page: Page, tmp_path: Path
 ) -> None:
     """First visit sets rampup_id; three reloads serve the same variants; a variant forced
     from the page is served with reason OVERRIDE and reported, a refused one with its reason."""
-    p: object = page
-    p.goto(demo_url + "/")  # type: ignore[attr-defined]
-    cookies = {c["name"]: c["value"] for c in p.context.cookies()}  # type: ignore[attr-defined]
+    p = page
+    p.goto(demo_url + "/")
+    cookies = {c["name"]: c["value"] for c in p.context.cookies()}
     assert re.fullmatch(r"[0-9a-f]{32}", cookies.get("rampup_id", "")), cookies
     first = _served(p)
     assert set(first) >= {"new-checkout", "checkout-button", "recommendations"}
-    subject = p.locator("#subject-key").inner_text()  # type: ignore[attr-defined]
+    subject = p.locator("#subject-key").inner_text()
     assert subject == cookies["rampup_id"]
 
     for _ in range(3):
-        p.reload()  # type: ignore[attr-defined]
+        p.reload()
         assert _served(p) == first
-        assert p.locator("#subject-key").inner_text() == subject  # type: ignore[attr-defined]
+        assert p.locator("#subject-key").inner_text() == subject
+    assert {c["name"]: c["value"] for c in p.context.cookies()}["rampup_id"] == subject
 
     forced = "orange" if first["checkout-button"] != "orange" else "green"
-    p.select_option('select[name="checkout-button"]', forced)  # type: ignore[attr-defined]
-    p.select_option('select[name="admin-panel"]', "on")  # type: ignore[attr-defined]
-    p.click("#force-button")  # type: ignore[attr-defined]
-    p.wait_for_load_state()  # type: ignore[attr-defined]
-    card = p.locator('article[data-flag="checkout-button"]')  # type: ignore[attr-defined]
+    p.select_option('select[name="checkout-button"]', forced)
+    p.select_option('select[name="admin-panel"]', "on")
+    with p.expect_navigation():
+        p.click("#force-button")
+    card = p.locator('article[data-flag="checkout-button"]')
     assert card.get_attribute("data-served") == forced
     assert "OVERRIDE" in card.locator(".pill").last.inner_text()
-    report = p.locator("#report").inner_text()  # type: ignore[attr-defined]
+    report = p.locator("#report").inner_text()
     assert f"served checkout-button={forced}" in report
     assert "refused admin-panel=on" in report
     assert "not overridable" in report
     assert _served(p)["admin-panel"] == first["admin-panel"]
 
-    p.reload()  # type: ignore[attr-defined]
+    p.reload()
     assert _served(p)["checkout-button"] == forced  # the override cookie keeps it
 
     shot = tmp_path / "demo.png"
-    p.screenshot(path=str(shot), full_page=True)  # type: ignore[attr-defined]
+    p.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     shutil.copyfile(shot, artifacts / "demo.png")
 
 
-def test_switching_identity_from_the_page_changes_the_decision(demo_url: str, page: object) -> None:
+def test_switching_identity_from_the_page_changes_the_decision(demo_url: str, page: Page) -> None:
     """The QA preset makes new-checkout 'on' by its QA rule; 'Be anonymous' goes back."""
-    p: object = page
-    p.goto(demo_url + "/")  # type: ignore[attr-defined]
-    p.click("text=QA tester")  # type: ignore[attr-defined]
-    p.wait_for_load_state()  # type: ignore[attr-defined]
-    assert p.locator("#subject-key").inner_text() == "qa-alice"  # type: ignore[attr-defined]
-    card = p.locator('article[data-flag="new-checkout"]')  # type: ignore[attr-defined]
+    p = page
+    p.goto(demo_url + "/")
+    with p.expect_navigation():
+        p.click("text=QA tester")
+    assert p.locator("#subject-key").inner_text() == "qa-alice"
+    card = p.locator('article[data-flag="new-checkout"]')
     assert card.get_attribute("data-served") == "on"
     assert "QA first" in card.locator(".why").inner_text()
 
-    p.fill("#id", "")  # type: ignore[attr-defined]
-    p.fill("#email", "ann@example.com")  # type: ignore[attr-defined]
-    p.fill("#id", "42")  # type: ignore[attr-defined]
-    p.click("text=Switch identity")  # type: ignore[attr-defined]
-    p.wait_for_load_state()  # type: ignore[attr-defined]
-    assert p.locator("#subject-key").inner_text() == "42"  # type: ignore[attr-defined]
+    p.fill("#id", "")
+    p.fill("#email", "ann@example.com")
+    p.fill("#id", "42")
+    with p.expect_navigation():
+        p.click("text=Switch identity")
+    assert p.locator("#subject-key").inner_text() == "42"
     assert "then staff" in card.locator(".why").inner_text()
 
-    p.click("text=Be anonymous")  # type: ignore[attr-defined]
-    p.wait_for_load_state()  # type: ignore[attr-defined]
+    with p.expect_navigation():
+        p.click("text=Be anonymous")
     assert re.fullmatch(
         r"[0-9a-f]{32}",
-        p.locator("#subject-key").inner_text(),  # type: ignore[attr-defined]
+        p.locator("#subject-key").inner_text(),
     )
