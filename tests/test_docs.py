@@ -67,7 +67,7 @@ class Block:
 def _blocks(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks, i = [], 0
-    page = str(path.relative_to(DOCS))
+    page = str(path.relative_to(DOCS)) if path.is_relative_to(DOCS) else path.name
     while i < len(lines):
         stripped = lines[i].strip()
         if stripped.startswith("```") and len(stripped) > 3:
@@ -297,3 +297,27 @@ def test_readme_ten_lines_run_with_its_flag_file(tmp_path: Path) -> None:
         [sys.executable, "app.py"], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_conventions_of_the_docs_test(tmp_path: Path) -> None:
+    """A skip marker needs a reason; `$ echo $?` sets the previous command's expected status;
+    `...` in expected output stands for any text."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- docs-test: skip () -->\n```python\nraise SystemExit(1)\n```\n\n"
+        "<!-- docs-test: skip (needs redis) -->\n\n```python\nraise SystemExit(1)\n```\n\n"
+        "  ```console\n  $ rampup check broken.toml\n  rampup: 4 problems ...\n"
+        "  $ echo $?\n  1\n  $ rampup check flags.toml\n  ```\n"
+    )
+    blocks = _blocks(page)
+    assert [b.marker for b in blocks] == [("skip", ""), ("skip", "needs redis"), None]
+    with pytest.raises(AssertionError, match="needs a \\(reason\\)"):
+        test_docs_example(blocks[0], tmp_path)
+    with pytest.raises(pytest.skip.Exception, match="needs redis"):
+        test_docs_example(blocks[1], tmp_path)
+    assert _commands(blocks[2].text) == [
+        ("rampup check broken.toml", ["rampup: 4 problems ..."], 1),
+        ("rampup check flags.toml", [], 0),
+    ]
+    assert _matches("rampup: 4 problems ...", ["rampup: 4 problems in flag configuration:"])
+    assert not _matches("rampup: 5 problems ...", ["rampup: 4 problems in flag configuration:"])
