@@ -52,6 +52,12 @@ PRESETS: tuple[tuple[str, dict[str, str]], ...] = (
     ("Beta customer", {"id": "1001", "beta": "true", "app_version": "4.3.0"}),
     ("Customer", {"id": "1002", "email": "bob@gmail.com"}),
 )
+#: why a subject's bucket did not decide, by the reason that did
+_UNUSED = {
+    Reason.KILLED: "the flag is killed",
+    Reason.OVERRIDE: "an override decided",
+    Reason.RULE_MATCH: "a rule before the split matched you",
+}
 _BAR = ("#0969da", "#1a7f37", "#bc4c00", "#8250df", "#bf3989", "#57606a")
 
 
@@ -211,8 +217,8 @@ def _bucket_html(flag: Flag, d: Decision, subject: Subject, now: float) -> str:
         return f'<div class="bucket">{text}</div>'
     b = bucket(flag.salt or flag.key, str(key))
     marker = f'<span class="marker" style="left:calc({b / 100}% - 1px)"></span>'
-    unused = d.reason in (Reason.KILLED, Reason.OVERRIDE)
-    label = "Your bucket (unused while " + d.reason.value.lower() + ")" if unused else "Your bucket"
+    unused = _UNUSED.get(d.reason)
+    label = f"Your bucket (unused: {unused})" if unused else "Your bucket"
     salt = html.escape(flag.salt or flag.key)
     text = f"{label}: <b>{b}</b> of 10,000 (v1, salt <code>{salt}</code>)"
     if weights is None:
