@@ -187,7 +187,9 @@ def check_semantics(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
+    )
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     ap.add_argument("--target", type=float, default=0.2, help="seconds per timeit loop")
     ap.add_argument("--quick", action="store_true", help="3 rounds of 0.05 s: validates, noisy")

@@ -71,7 +71,9 @@ def memory(fn: Callable[[], Any]) -> tuple[int, int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
+    )
     ap.add_argument("--flags", type=int, default=10_000, help="flags in the file (default 10000)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per item (default 5)")
     ap.add_argument("--quick", action="store_true", help="2 runs: validates, noisy")

@@ -732,7 +732,9 @@ def profile(framework: str, n: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
+    )
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     ap.add_argument("--target", type=float, default=0.3, help="seconds per variant per round")
     ap.add_argument("--quick", action="store_true", help="3 rounds of 0.05 s: validates, noisy")

@@ -99,7 +99,7 @@ def per_request(app: Callable[..., Iterable[bytes]], n: int, wrap: Any = None) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--reads", type=int, default=1, choices=range(6), help="flags read")

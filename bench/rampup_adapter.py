@@ -3,9 +3,10 @@
 ``sdk_adapters`` loads this file and calls ``setup(tmpdir)``; rampup's rows are then timed in
 the same interleaved rounds as the peers' (tables 1a/1b, 2, 5 and 8 of its RESULTS.md)::
 
-    ~/.cache/rampup-peers/venv/bin/pip install -e /work/main
-    cd ../shared/bench-peers && EXTRA_ADAPTERS=/work/main/bench/rampup_adapter.py \\
-        RUNS=1 SKIP_HTTP=1 OUT=/tmp/rampup/peers ./run_all.sh
+    # from the root of a rampup checkout, with the peer benchmark checked out beside it
+    ~/.cache/rampup-peers/venv/bin/pip install -e .
+    EXTRA_ADAPTERS="$PWD/bench/rampup_adapter.py" RUNS=1 SKIP_HTTP=1 OUT=/tmp/rampup/peers \\
+        sh -c 'cd ../shared/bench-peers && ./run_all.sh'
 
 The three flags are defined in a TOML file written to ``tmpdir`` and loaded with
 ``rampup.load`` (a Snapshot: no watcher thread, nothing in the background):

@@ -1,5 +1,6 @@
 """rampup with FastAPI.
 
+Install: ``pip install -e ".[examples]"`` from a checkout (Jinja2 and uvicorn included).
 Run: ``python examples/fastapi_app.py`` (port 8003; ``PORT=...`` changes it)
 then try::
 

@@ -1,5 +1,6 @@
 """rampup with Starlette.
 
+Install: ``pip install -e ".[examples]"`` from a checkout (Jinja2 and uvicorn included).
 Run: ``python examples/starlette_app.py`` (port 8002; ``PORT=...`` changes it)
 then try::
 

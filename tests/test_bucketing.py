@@ -1,6 +1,6 @@
 """Bucketing: the stable, documented hash behind every percentage split.
 
-The vectors pinned here are also in README ("Bucketing"): if one of these tests fails, every
+The vectors pinned here are also in docs/bucketing.md: if one of these tests fails, every
 user would be re-bucketed. Ship a new algorithm version instead of changing these numbers.
 """
 

@@ -151,7 +151,7 @@ def decode(raw: bytes, name: str) -> tuple[Any, str, Problem | None]:
             name,
             "",
             "file is empty",
-            hint="a flag file holds a `flags` table; README 'The flag file' has an example",
+            hint="a flag file holds a `flags` table; docs/flag-file.md has an example",
         )
         return None, text, empty
     data, problem = parse(text, Path(name).suffix.lower(), name)

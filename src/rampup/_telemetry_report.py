@@ -3,7 +3,8 @@
 :func:`error_rates` reads the ``rampup.requests`` and ``rampup.request.errors`` counters out of
 OpenTelemetry SDK metric data (``InMemoryMetricReader().get_metrics_data()``, or the reader
 itself) and sums them per variant. It only walks the data's attributes, so it imports nothing
-from the SDK. In a metrics backend, the same question is a ratio of two rates (see the README).
+from the SDK. In a metrics backend, the same question is a ratio of two rates (see
+docs/telemetry.md).
 """
 
 from __future__ import annotations

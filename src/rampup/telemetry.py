@@ -4,7 +4,7 @@ and optionally carry the served variants to downstream services in W3C baggage.
 :class:`RampupTelemetry` is a listener (``listeners=[RampupTelemetry()]`` on any adapter). It
 depends on ``opentelemetry-api`` only; with no SDK configured its calls are no-ops
 (``bench/bench_telemetry.py`` measures them). Names follow the OpenTelemetry semantic
-conventions for feature flags; README's "Telemetry" section lists every name and the version.
+conventions for feature flags; docs/telemetry.md lists every name and the version.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError
@@ -27,13 +28,25 @@ class CommandError(Exception):
         self.code = code
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that takes no abbreviations: ``--secret abc`` must not pass for
+    ``--secret-env abc`` (a secret typed on the command line would be read as a variable name
+    and echoed back)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``rampup`` argument parser, with a subcommand per command module shipped."""
-    parser = argparse.ArgumentParser(
-        prog="rampup", description="Progressive delivery for Python web apps."
-    )
+    parser = _Parser(prog="rampup", description="Progressive delivery for Python web apps.")
     parser.add_argument("--version", action="version", version=f"rampup {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        parser_class=_Parser,
+    )
     sub.required = True
     for name in COMMANDS:
         try:

@@ -1,4 +1,9 @@
-"""``rampup demo``: serve the demo app on 127.0.0.1 with the bundled flag file."""
+"""``rampup demo``: serve the demo app on 127.0.0.1.
+
+It serves ``examples/flags.toml`` when rampup runs from a checkout (an editable install), else the
+copy bundled in the package; ``--flags`` picks another file. The path is printed at start-up and
+shown on the page: edit that file and reload.
+"""
 
 from __future__ import annotations
 
@@ -24,12 +29,16 @@ def register(sub: Any) -> None:
     """Add the ``demo`` command to the ``rampup`` subparsers."""
     p = sub.add_parser(
         "demo",
-        help="serve an example app with the bundled flag file",
+        help="serve the demo app (examples/flags.toml from a checkout)",
         description="Serve the demo app (standard library WSGI server).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--flags", help="flag file to serve (default: the bundled example)")
+    p.add_argument(
+        "--flags",
+        help="flag file to serve (default: examples/flags.toml in a checkout, else the copy "
+        "bundled in the package)",
+    )
     p.set_defaults(run=run)
 
 
@@ -49,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
             "Try --port 0 or another port."
         ) from None
     url = f"http://{args.host}:{server.server_port}"
-    print(f"rampup demo serving {flags_path}\n  on {url}  (Ctrl-C to stop)\n", flush=False)
+    print(f"rampup demo serving {flags_path}\n  on {url}  (Ctrl-C to stop)", flush=False)
+    print(f"  open {url}/ in a browser; edit {flags_path} and reload the page\n", flush=False)
     print(_TRY.format(url=url, flags=flags_path), flush=True)
     try:
         server.serve_forever()
@@ -73,6 +83,6 @@ _TRY = """Try:
   curl -si {url}/api/flags -H 'X-Rampup-Override: new-checkout=on, checkout-button=orange'
   # why a subject gets a variant
   rampup explain {flags} new-checkout --id 42 --attr email=ann@example.com
-  # to edit flags live, copy that file, run `rampup demo --flags my-flags.toml`, and edit it:
-  # the change is served within about a second, a bad edit keeps the last good flags
+  # edit the flag file above (or run `rampup demo --flags my-flags.toml`): the change is
+  # served within about a second, a bad edit keeps the last good flags
 """

@@ -15,6 +15,11 @@ whose name contains "flag": ``rampup.flags``, ``g.flags``, ``request.state.flags
 ``@pytest.mark.flag_variants("key")``, ``override_flags({"key": ...})`` and
 ``rampup_flags.force("key", ...)``. A read through another receiver (``f.enabled("key")``)
 counts when the key is defined, and is never reported as a typo.
+
+Tests may define flags of their own, outside the flag file: the keys of a dict literal given
+to ``snapshot_from({...})`` or ``bound_flags({...}, ...)`` (or its ``"flags"`` table). Reads
+of those keys in test files are not typos; reads in application code still are, since
+production serves the flag file.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,8 @@ _SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
 
 _READS = frozenset({"enabled", "variant", "value", "decision"})
 _GUARDS = frozenset({"flag_required", "require_flag"})
+#: rampup.testing helpers whose first argument may be a dict literal defining flags
+_DEFINERS = frozenset({"snapshot_from", "bound_flags"})
 _KEY = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
 _TEMPLATE = re.compile(
     rf"""\{{%-?\s*flag(?:_value|_variant)?\s+(['"])(?P<tag>{_KEY})\1"""
@@ -58,7 +65,7 @@ class Ref:
     key: str
     file: str
     line: int
-    #: "code", "template" or "test"
+    #: "code", "template", "test", or "test-defined" (a flag a test defines for itself)
     kind: str
     #: False for reads through a receiver that may not be rampup's (never reported as typos)
     sure: bool = True
@@ -202,7 +209,19 @@ class _Visitor(ast.NodeVisitor):
                     self.add(k, "test")
         elif name == "force" and flaggy and first is not None:
             self.add(first, "test")
+        elif name in _DEFINERS and isinstance(first, ast.Dict):
+            self.add_definitions(first)
         self.generic_visit(node)
+
+    def add_definitions(self, table: ast.Dict) -> None:
+        """The flag keys of a dict given to snapshot_from/bound_flags (or of its "flags")."""
+        for k, v in zip(table.keys, table.values, strict=True):
+            if _literal(k) == "flags" and isinstance(v, ast.Dict):
+                self.add_definitions(v)
+                return
+        for k in table.keys:
+            if k is not None:
+                self.add(k, "test-defined")
 
 
 # -- judging the flag file ----------------------------------------------------------------------
@@ -266,15 +285,23 @@ class Report:
     dead: list[str]
     rolled_out: dict[str, tuple[str, str]]
     killed: dict[str, str]
+    #: keys not in the flag file that tests define for themselves, with their test reads
+    test_defined: dict[str, list[Ref]] = field(default_factory=dict)
 
 
 def analyze(snapshot: Snapshot, refs: list[Ref], files: int, now: float) -> Report:
     """Match the reads against the flag file."""
     by_key: dict[str, list[Ref]] = {}
     undefined: dict[str, list[Ref]] = {}
+    local = {r.key for r in refs if r.kind == "test-defined" and r.key not in snapshot.flags}
+    test_defined: dict[str, list[Ref]] = {key: [] for key in sorted(local)}
     for ref in refs:
+        if ref.kind == "test-defined":
+            continue
         if ref.key in snapshot.flags:
             by_key.setdefault(ref.key, []).append(ref)
+        elif ref.kind == "test" and ref.key in local:
+            test_defined[ref.key].append(ref)
         elif ref.sure:
             undefined.setdefault(ref.key, []).append(ref)
     dead = [k for k in snapshot.flags if not any(r.kind != "test" for r in by_key.get(k, ()))]
@@ -285,7 +312,7 @@ def analyze(snapshot: Snapshot, refs: list[Ref], files: int, now: float) -> Repo
             uniform = uniform_variant(flag, now)
             if uniform is not None:
                 rolled_out[key] = uniform
-    return Report(files, by_key, undefined, dead, rolled_out, killed)
+    return Report(files, by_key, undefined, dead, rolled_out, killed, test_defined)
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -330,6 +357,7 @@ def _json(report: Report, snapshot: Snapshot, flags_file: str) -> dict[str, Any]
             for k, v in report.killed.items()
         ],
         "refs": {k: refs(report.refs.get(k, [])) for k in snapshot.flags},
+        "test_defined": [{"key": k, "refs": refs(v)} for k, v in report.test_defined.items()],
     }
 
 
@@ -366,6 +394,10 @@ def _print(report: Report, snapshot: Snapshot, flags_file: str) -> None:
                 f"  {key}  killed: {variant!r} for everyone"
                 + (f"; read at {at(report.refs[key])}" if key in report.refs else "")
             )
+    if report.test_defined:
+        print("\nDefined by tests themselves (snapshot_from / bound_flags), not in the flag file:")
+        for key, items in report.test_defined.items():
+            print(f"  {key}" + (f"  read at {at(items)}" if items else ""))
     if report.refs:
         print("\nReads:")
         for key in snapshot.flags:

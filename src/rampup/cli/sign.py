@@ -19,6 +19,8 @@ from .._signing import MAKE_SECRET, MAX_ENTRIES, MAX_TTL, PREFIX, parse_entry, s
 from . import CommandError
 from ._common import emit_json, load_file
 
+#: Said wherever it applies (help, output), so a token's lifetime is never a surprise.
+DEFAULT_TTL = "1h"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _TTL = re.compile(r"^(?:\d+[smhd])+$")
 
@@ -32,7 +34,11 @@ def register(sub: Any) -> None:
         "cookie. The secret is read from an environment variable.",
     )
     p.add_argument("spec", help='the overrides, e.g. "new-checkout=on,checkout-button=green"')
-    p.add_argument("--ttl", default="1h", help="lifetime, e.g. 90s, 15m, 2h, 1d, 1h30m (max 30d)")
+    p.add_argument(
+        "--ttl",
+        default=DEFAULT_TTL,
+        help=f"lifetime, e.g. 90s, 15m, 2h, 1d, 1h30m (max 30d; default {DEFAULT_TTL})",
+    )
     p.add_argument(
         "--secret-env",
         default="RAMPUP_OVERRIDE_SECRET",
@@ -135,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     print(header)
     print(cookie)
     bound = f"; only for subject {args.subject!r}" if args.subject else ""
-    print(f"# expires {at} (in {args.ttl.strip()}){bound}")
+    default = ", the default --ttl" if args.ttl == DEFAULT_TTL else ""
+    print(f"# expires {at} (in {args.ttl.strip()}{default}){bound}")
     print(f"# {curl}")
     print(f"# browser console: {console}")
     return 0
