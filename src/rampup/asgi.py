@@ -17,6 +17,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ._telemetry_auto import listeners_of
 from .lifecycle import ResponseHeaders, Runtime, bind, unbind
 from .options import Options, OptionsDict
 from .subject import MAX_HEADER, find_cookie, header_bytes
@@ -132,8 +133,13 @@ class RampupMiddleware:
         # startup, which uvicorn by default lets fail quietly): raising then would turn
         # every request into a 500, so a bad flag file serves no flags until it is
         # fixed. Built at import time (wrapping the app), it raises and fails the deploy.
+        opts = Options.from_options(options)
         self.runtime = Runtime(
-            flags, Options.from_options(options), strict=not _in_event_loop(), debug_from=_debug_of
+            flags,
+            opts,
+            strict=not _in_event_loop(),
+            debug_from=_debug_of,
+            listeners=listeners_of(opts),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -27,7 +27,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 from .bucketing import bucket
 from .model import Decision, Flag, Reason, Rule, Subject
 from .overrides import explain_override
-from .wsgi import RampupMiddleware, StartResponse
+from .types import StartResponse
+from .wsgi import RampupMiddleware
 
 __all__ = ["DEMO_FLAGS", "demo_flags_path", "make_app", "user_from_headers"]
 

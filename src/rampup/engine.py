@@ -244,6 +244,13 @@ class Snapshot:
             log.exception("rampup: evaluating flag %r failed; serving its default", key)
             return self.error_decision(key, exc)
 
+    def constant(self, key: str) -> Decision | None:
+        """The one Decision every subject gets for ``key`` (killed, no rules, or a first rule
+        serving everyone), or None when subjects can be decided differently (or ``key`` is
+        unknown). Such a flag needs no subject, and per-variant outcomes skip it."""
+        flag = self._compiled.get(key)
+        return None if flag is None else flag.constant
+
     def override_refusal(self, key: str, variant: str) -> str | None:
         """Why an override ``key=variant`` would not be honoured, or None if it would."""
         flag = self.flags.get(key)

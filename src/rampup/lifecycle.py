@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import Token
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -97,6 +97,8 @@ class RequestListener(Listener, Protocol):
     # Optional: ``wants_end(flags) -> bool``, asked when the app has returned a response.
     # False: this request needs no on_request_end (e.g. nothing was recorded), so a WSGI
     # adapter need not follow the response body to its end. Absent: always True.
+    # Optional: ``hears_decisions = False``: never told of decisions, only of each request's
+    # start and end, which are then always reported (the outcome book's recorder).
     # A listener may also drop itself from ``flags.listeners``: it then hears nothing more
     # of that request, and once every listener has left, the request's end is not reported.
 
@@ -114,10 +116,12 @@ class Runtime:
     """
 
     __slots__ = (
+        "_end_always",
         "_ends",
         "_failed",
         "_starts",
         "_wants",
+        "all_listeners",
         "debug_from",
         "eager",
         "listeners",
@@ -135,13 +139,24 @@ class Runtime:
         *,
         strict: bool = True,
         debug_from: Callable[[Any], bool | None] | None = None,
+        listeners: Iterable[Listener] | None = None,
     ) -> None:
+        """``listeners``: every listener of this middleware (default: ``options.listeners``);
+        adapters pass what the ``telemetry`` option adds too (the telemetry layer decides it,
+        above this one)."""
         self.source: Source = as_source(flags, watch=options.watch, strict=strict)
         self.options = options
-        self.listeners: tuple[Listener, ...] = options.listeners
-        self._starts = tuple(lst for lst in options.listeners if hasattr(lst, "on_request_start"))
-        self._ends = tuple(lst for lst in options.listeners if hasattr(lst, "on_request_end"))
+        listeners = tuple(options.listeners if listeners is None else listeners)
+        #: every listener, in order
+        self.all_listeners: tuple[Listener, ...] = listeners
+        #: those told of each decision (what a request's Flags calls); one that declares
+        #: ``hears_decisions = False`` (the outcome book's recorder) only hears requests end
+        self.listeners = tuple(x for x in listeners if getattr(x, "hears_decisions", True))
+        self._starts = tuple(lst for lst in listeners if hasattr(lst, "on_request_start"))
+        self._ends = tuple(lst for lst in listeners if hasattr(lst, "on_request_end"))
         self._wants = tuple(getattr(lst, "wants_end", None) for lst in self._ends)
+        #: the end of every request is reported, even once every decision listener left
+        self._end_always = any(not getattr(x, "hears_decisions", True) for x in self._ends)
         #: an adapter must report the end of each request (status, error) to listeners
         self.needs_end = bool(self._ends)
         #: requests are timed (perf_counter at open) for listeners
@@ -248,8 +263,8 @@ class Runtime:
     def wants_end(self, f: RequestFlags) -> bool:
         """Does any listener need :meth:`finish` for this request (asked once the app returned
         a response)? Never raises: a failing answer counts as yes."""
-        if not self._ends or not f.listeners:  # none, or every listener left this request
-            return False
+        if not self._ends or (not f.listeners and not self._end_always):
+            return False  # none, or every listener left this request
         for want in self._wants:
             if want is None:
                 return True
@@ -263,7 +278,7 @@ class Runtime:
 
     def finish(self, f: RequestFlags, status: int | None, error: BaseException | None) -> None:
         """Tell listeners the request ended. Never raises."""
-        if not f.listeners:
+        if not f.listeners and not self._end_always:
             return
         for lst in self._ends:
             try:

@@ -61,8 +61,10 @@ class Options:
 
     ``debug``: the app runs in debug mode (None: the adapter asks the framework at the first
     request). ``listeners``: told of each decision and request. ``watch``: reload the flag file
-    when it changes. ``telemetry``: reserved ("auto", a bool, or a telemetry object); stored,
-    not used yet.
+    when it changes. ``telemetry``: ``"auto"`` (the default: OpenTelemetry on when
+    ``opentelemetry-api`` is importable), ``True``/``"on"``, ``False``/``"off"``, or a listener
+    such as ``RampupTelemetry(...)``; see ``docs/telemetry.md``. The outcome book
+    (:mod:`rampup.outcomes`) counts every request whatever this says.
     """
 
     user_header: str | None = None

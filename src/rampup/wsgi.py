@@ -8,13 +8,14 @@ The Flask adapter is built on this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ._telemetry_auto import listeners_of
 from .lifecycle import RequestFlags, Runtime, bind, unbind
 from .options import Options, OptionsDict
 from .subject import MAX_HEADER, environ_key, find_cookie
+from .types import ExcInfo, StartResponse, WSGIApp
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["ENVIRON_KEY", "RampupMiddleware", "WSGIView", "flags_of"]
 
 ENVIRON_KEY = "rampup.flags"
-
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class WSGIView:
@@ -93,7 +90,8 @@ class RampupMiddleware:
 
     def __init__(self, app: WSGIApp, /, flags: Any = None, **options: Unpack[OptionsDict]) -> None:
         self.app = app
-        self.runtime = Runtime(flags, Options.from_options(options))
+        opts = Options.from_options(options)
+        self.runtime = Runtime(flags, opts, listeners=listeners_of(opts))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if ENVIRON_KEY in environ:  # nested rampup middleware: the outer one already did it
@@ -124,12 +122,14 @@ class RampupMiddleware:
             unbind(token)
         # e.g. telemetry with nothing recorded for this request needs no end
         wanted = runtime.wants_end(f)
-        if wanted or not (type(body) is list or _is_file(body, environ)):
+        if wanted and type(body) is list:  # already produced: no app code runs while it is
+            runtime.finish(f, _code(status), None)  # sent, so the request ends now
+        elif wanted or not (type(body) is list or _is_file(body, environ)):
             stream = _stream(body, f, environ, runtime if wanted else None, status)
             next(stream)  # started, so that a close() before iterating still runs its finally
             return stream
-        # Already produced (a list), or a file the server may sendfile(): no app code runs
-        # while it is sent, so it is handed over as is.
+        # A list, or a file the server may sendfile() (nobody waits for its end): handed
+        # over as is.
         _forget(environ, f)
         return body
 

@@ -14,6 +14,7 @@ from django.conf import settings  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
+from .._telemetry_auto import listeners_of
 from ..lifecycle import Runtime
 from ..options import Options, unknown_names
 from . import defaults
@@ -118,6 +119,6 @@ def build_runtime() -> Runtime:
         )
     s = build_settings()
     try:
-        return Runtime(flags, s)
+        return Runtime(flags, s, listeners=listeners_of(s))
     except TypeError as exc:  # flags of the wrong type; a bad flag file raises ConfigError
         raise ImproperlyConfigured(f"settings.RAMPUP['FLAGS']: {exc}") from exc
