@@ -74,6 +74,8 @@ class Traffic:
         self.slow: dict[str, int] = {}
         self.threshold: float | None = None
         self.retries = False
+        #: count raw errors instead of error subjects (what the guard would see without dedup)
+        self.raw = False
         self.spike = 1.0
 
     # -- OutcomeReader ----------------------------------------------------------------------
@@ -101,7 +103,7 @@ class Traffic:
             # retries: on average one more failing request per failing subject (2 errors each)
             s.requests += count + extra
             s.errors += failing + extra
-            s.error_subjects += failing
+            s.error_subjects += failing + extra if self.raw else failing
             if count > 1:
                 total = rng.gauss(count * v.log_mean, math.sqrt(count * v.log_var))
                 ss = rng.gammavariate((count - 1) / 2.0, 2.0 * v.log_var)
@@ -164,19 +166,23 @@ def false_halts(runs: int, look: float, rng: random.Random) -> list[str]:
     for base in (0.005, 0.02):
         for share in (1.0, 5.0, 25.0):
             snap = flag_doc(share)
-            for mode in ("plain", "retries", "spikes"):
+            for mode in ("plain", "retries", "retries, raw", "spikes"):
                 halts = 0
                 for _ in range(runs):
                     tr = Traffic(rng, share, Variant(base), Variant(base))
-                    tr.retries = mode == "retries"
+                    tr.retries = mode.startswith("retries")
+                    tr.raw = mode == "retries, raw"
                     spikes = []
                     if mode == "spikes":  # three 2-minute spikes at random times in the hour
                         spikes = [(s, s + 120) for s in (rng.uniform(0, 3480) for _ in range(3))]
                     halts += simulate(snap, tr, 60, look, spikes=spikes).halted_at is not None
                 rate = halts / runs
+                goal, met = "<= 1 %", "met" if rate <= 0.01 else "MISSED"
+                if mode == "retries, raw":  # not a goal: shows why errors are deduplicated
+                    goal, met = "(no dedup)", ""
                 rows.append(
                     f"| {base:.1%} | {share:g} % | {mode} | {runs} | {halts} | {rate:.2%} | "
-                    f"<= 1 % | {'met' if rate <= 0.01 else 'MISSED'} |"
+                    f"{goal} | {met} |"
                 )
                 print(rows[-1], flush=True)
     return rows

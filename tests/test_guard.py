@@ -91,7 +91,9 @@ def test_a_bad_treatment_is_killed_with_a_reason() -> None:
     assert halts[0].reason.startswith("guard: on errors 5.0x off, E=")
     assert "requests" in halts[0].reason
     assert halts[0].e >= 100
+    guard.step(now + 10)
     assert guard.states["f"].verdict == "killed"
+    assert guard.states["f"].reason == halts[0].reason
 
 
 def test_a_healthy_treatment_advances_after_the_hold() -> None:

@@ -368,6 +368,8 @@ class Guard:
             elif state.verdict != "advance":  # watching only: recommend it once
                 state.verdict, state.reason = "advance", status.reason
                 self._tell(status, logging.INFO)
+        elif status.verdict == "killed" and state.verdict in ("halt", "killed"):
+            state.verdict = "killed"  # by the guard: keep the halt's reason
         elif state.verdict != "halt" or status.verdict == "killed":
             state.verdict, state.reason = status.verdict, "; ".join(status.waiting_for)
             gist = _gist(state.reason)
