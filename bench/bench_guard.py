@@ -134,6 +134,7 @@ def simulate(
     *,
     stop_on_advance: bool = False,
     spikes: list[tuple[float, float]] = (),  # type: ignore[assignment]
+    worse_from: tuple[int, Variant] | None = None,
 ) -> Run:
     """One rollout: look every ``look`` seconds for ``minutes``; stop at a halt."""
     source = StaticSource(snapshot)  # type: ignore[arg-type]
@@ -154,6 +155,8 @@ def simulate(
         now += look
         traffic.spike = 10.0 if any(a <= now < b for a, b in spikes) else 1.0
         rollout = source.snapshot.flags["f"].rules[0].rollout
+        if worse_from is not None and rollout.stage >= worse_from[0]:
+            traffic.variants["on"] = worse_from[1]  # a regression that starts at that stage
         traffic.advance(look, rollout.share / 100.0)
         guard.step(now)
         if run.halted_at is not None or (stop_on_advance and run.advanced_at is not None):
@@ -251,6 +254,35 @@ def main(argv: list[str] | None = None) -> int:
                 f"{halted}/{few} | (none set) |",
                 flush=True,
             )
+
+    print(
+        "\nA 2x regression that starts at stage 1 (5 %) after a healthy 30 min at 1 %: "
+        "minutes from the advance to the halt (evidence carried across stages)\n"
+    )
+    print("| regression | baseline | runs | median | p90 | halted within 60 min |")
+    print("|---|---|---|---|---|---|")
+    snap = flag_doc(1.0, [1, 5, 25, 50, 100], hold="30m")
+    late = []
+    for _ in range(few):
+        run = simulate(
+            snap,
+            Traffic(rng, 1.0, Variant(0.02), Variant(0.02)),
+            150,
+            5.0,
+            worse_from=(1, Variant(0.04)),
+        )
+        if run.halted_at is not None and run.advanced_at is not None:
+            late.append((run.halted_at - run.advanced_at) / 60)
+        else:
+            late.append(math.inf)
+    late.sort()
+    p90 = late[min(len(late) - 1, math.ceil(0.9 * len(late)) - 1)]
+    within = sum(x <= 60 for x in late)
+    print(
+        f"| errors 2x from stage 1 | 2 % | {few} | {statistics.median(late):.1f} | {p90:.1f} | "
+        f"{within}/{few} |",
+        flush=True,
+    )
 
     print("\nHealthy rollouts, stages [1, 5, 25, 50, 100], hold 30 min (looks every 15 s)\n")
     print(

@@ -427,7 +427,7 @@ class Guard:
                 waiting.append(f"the hold ({_dur(rollout.hold - in_stage)} left)")
             if nt < rollout.min_requests:
                 waiting.append(f"{_count(rollout.min_requests)} {t} requests ({_count(nt)} so far)")
-            if log_adv < math.log(ADVANCE_AT):
+            if rollout.errors and log_adv < math.log(ADVANCE_AT):
                 waiting.append(
                     f"evidence that {t} errors are under 2x {c}: E_adv {_num(log_adv)} of "
                     f"{ADVANCE_AT:g} ({xt} vs {xc} error subjects)"
