@@ -309,7 +309,8 @@ class _Loader:
         if len(outcomes) != 1:
             self.problem(
                 path,
-                "a rule needs exactly one of serve, split, ramp or rollout"
+                # (rollout is the fourth kind; the message stays as README quotes it)
+                "a rule needs exactly one of serve, split or ramp"
                 + (f" (has {', '.join(outcomes)})" if outcomes else ""),
             )
             return None
