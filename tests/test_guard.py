@@ -341,3 +341,46 @@ def test_not_before_dates_are_utc() -> None:
     assert rollout is not None
     assert rollout.not_before == (datetime(2026, 12, 3, tzinfo=timezone.utc),)
     assert time.time() > 0  # (the clock is injectable; nothing here reads it)
+
+
+def test_watch_only_recommends_an_advance_once() -> None:
+    """Without actions a healthy stage is recommended for advancing once; the stage stays."""
+    source = StaticSource(flags())
+    book = Book()
+    seen: list[Status] = []
+    guard = Guard(source, book, None, on_decision=seen.append)
+    guard.step(0.0)
+    book.add("on", 8000, 40)
+    book.add("off", 792000, 4000)
+    guard.step(HOUR)
+    guard.step(HOUR + 10)
+    assert [s.verdict for s in seen] == ["advance"]
+    assert seen[0].reason.startswith("guard: on 1 % -> 5 %, E_adv=")
+    assert source.snapshot.flags["f"].rules[0].rollout.stage == 0  # type: ignore[union-attr]
+
+
+def test_a_failed_kill_is_retried(caplog: pytest.LogCaptureFixture) -> None:
+    """The store is down at the first kill: logged, and the next look kills."""
+    source = StaticSource(flags())
+
+    class Flaky(SnapshotActions):
+        calls = 0
+
+        def kill(self, flag: str, reason: str) -> None:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise ConnectionError("store unreachable")
+            super().kill(flag, reason)
+
+    book = Book()
+    guard = Guard(source, book, Flaky(source))
+    guard.step(0.0)
+    book.add("on", 1000, 100)
+    book.add("off", 99000, 990)
+    with caplog.at_level(logging.ERROR, "rampup.guard"):
+        guard.step(60.0)
+    assert not source.snapshot.flags["f"].killed
+    assert "evaluating 'f' failed" in caplog.text
+    guard.step(70.0)
+    assert source.snapshot.flags["f"].killed
+    assert Flaky.calls == 2

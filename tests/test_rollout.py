@@ -136,7 +136,9 @@ def test_invalid_rollouts_are_refused(rollout: Any, message: str) -> None:
 
 def test_a_rule_has_one_outcome() -> None:
     """A rule with both a split and a rollout is refused."""
-    with pytest.raises(rampup.ConfigError, match=r"exactly one of serve, split or ramp \(has split, rollout\)"):
+    with pytest.raises(
+        rampup.ConfigError, match=r"exactly one of serve, split or ramp \(has split, rollout\)"
+    ):
         rampup.load(
             {"flags": {"f": {"rules": [{"rollout": {"stages": [1]}, "split": {"on": 100}}]}}}
         )

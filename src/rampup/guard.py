@@ -352,10 +352,10 @@ class Guard:
         status = self._assess(flag, rollout, state, now)
         before = (state.verdict, _gist(state.reason))
         if status.verdict == "halt":
-            if state.verdict != "halt":  # act and tell once
-                state.verdict, state.reason = "halt", status.reason
+            if state.verdict != "halt":  # act and tell once; a failed kill is retried
                 if self.actions is not None:
                     self.actions.kill(key, status.reason)
+                state.verdict, state.reason = "halt", status.reason
                 self._tell(status, logging.WARNING)
         elif status.verdict == "advance":
             if self.actions is not None:
