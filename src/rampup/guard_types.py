@@ -48,9 +48,20 @@ class VariantCounts:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VariantCounts:
-        """From :meth:`to_dict` (or a JSON file of sums); unknown keys are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """From :meth:`to_dict` (or a JSON file of sums); unknown keys are ignored.
+
+        Raises ValueError for a value that is not a number (counts must be whole numbers)."""
+        out = cls()
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                v = data[f.name]
+                kind = int if f.type in ("int", int) else float
+                if isinstance(v, bool) or not isinstance(v, int | float) or kind(v) != v:
+                    raise ValueError(
+                        f"{f.name} must be a {'whole ' * (kind is int)}number, got {v!r}"
+                    )
+                setattr(out, f.name, kind(v))
+        return out
 
 
 class OutcomeReader(Protocol):
