@@ -1,4 +1,4 @@
-"""The ``rampup`` command: check, explain, simulate, sign, refs, demo.
+"""The ``rampup`` command: check, explain, simulate, sign, refs, demo, guard.
 
 Each command lives in its own module with ``register(subparsers)``; user errors exit with a
 message and a status (1: the input is invalid; 2: usage), never a traceback.
@@ -17,7 +17,7 @@ from ..errors import ConfigError
 
 __all__ = ["CommandError", "main"]
 
-COMMANDS = ("check", "explain", "simulate", "sign", "refs", "demo")
+COMMANDS = ("check", "explain", "simulate", "sign", "refs", "demo", "guard")
 
 
 class CommandError(Exception):
