@@ -216,7 +216,8 @@ class RedisSource:
             len(snapshot),
         )
         self._write_cache(doc)
-        self._ack()
+        if self._pid == os.getpid():  # only serving processes acknowledge (not a pre-fork
+            self._ack()  # master, which would look like a laggard to `push --wait`)
 
     def _write_cache(self, doc: Document) -> None:
         if self.cache_path is None:
@@ -318,14 +319,13 @@ class RedisSource:
 
     def _reset_process_state(self, forked: bool = True) -> None:
         """Fresh locks and stop event (a lock held by the parent's watcher at fork time would
-        stay held forever in the child) and, after a fork, a fresh connection pool."""
+        stay held forever in the child) and, after a fork, a fresh Redis client."""
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
-        pool = getattr(self.store.client, "connection_pool", None)
-        if forked and pool is not None:
-            pool.reset()  # the parent's sockets must not be shared with the child
+        if forked:  # a new client: the parent's sockets and locks must not be shared
+            self.store = self.store.fresh()
 
     def _after_fork(self) -> None:
         self._reset_process_state()

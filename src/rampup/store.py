@@ -178,11 +178,13 @@ class Store:
     def __init__(
         self, redis_url: str | Any = "redis://localhost:6379/0", namespace: str = "default"
     ):
+        #: the URL the client was made from (None: a client was given)
+        self.url: str | None = None
         if isinstance(redis_url, str):
-            url, ns = parse_url(redis_url)
+            self.url, ns = parse_url(redis_url)
             namespace = ns or namespace
             self.client: Any = redis.Redis.from_url(
-                url, socket_connect_timeout=2.0, socket_timeout=5.0
+                self.url, socket_connect_timeout=2.0, socket_timeout=5.0
             )
         else:
             self.client = redis_url
@@ -393,6 +395,11 @@ class Store:
         if old:
             self.client.hdel(self.acks_key, *old)
         return len(old)
+
+    def fresh(self) -> Store:
+        """The same store with a new client (after a fork: share no socket or lock with the
+        parent). A client given by the caller is kept: redis-py's pool checks its pid."""
+        return Store(self.url if self.url is not None else self.client, self.namespace)
 
     def close(self) -> None:
         """Close the client's connections."""
