@@ -53,7 +53,9 @@ STALE = "stale"
 #: serving no flags: nothing good was ever read (every flag is UNKNOWN_FLAG)
 STATUS_ERROR = "error"
 
-_MAX_BACKOFF = 5.0
+# Capped low so a restarted Redis is picked up within about a second; a dead one costs each
+# process one connection attempt a second, the same as its poll.
+_MAX_BACKOFF = 1.0
 
 
 def _jitter(seconds: float) -> float:
