@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import select
 import statistics
@@ -294,6 +295,8 @@ def main() -> int:
     ap.add_argument("--pushes", type=int, help="kills pushed (default 50; quick 40)")
     ap.add_argument("--outage", type=float, help="seconds Redis is down (default 10; quick 2)")
     args = ap.parse_args()
+    # the workers' transition lines (an outage is part of the run) would drown the table
+    logging.getLogger("rampup").addHandler(logging.NullHandler())
     pushes = args.pushes or (40 if args.quick else 50)
     outage = args.outage or (2.0 if args.quick else 10.0)
     try:

@@ -102,14 +102,21 @@ class RedisSource:
         self._process = f"{socket.gethostname()}:{os.getpid()}"
         self._reset_process_state(forked=False)
         self._pid: int | None = None  # the process whose watcher runs; None: not started
+        self._reads = 0  # snapshot reads since the watcher (re)started: paces the pid check
         self._boot(fallback, require_store)
         _sources.add(self)
 
     # -- the request path: one attribute read and a pid comparison -------------------------
     @property
     def snapshot(self) -> Snapshot:
-        """The current snapshot; the first read in a process starts its watcher."""
-        if self._pid != os.getpid():
+        """The current snapshot; the first read in a process starts its watcher.
+
+        The pid is compared at the first read and then every 256th: ``os.getpid()`` is a
+        system call (up to a microsecond in some sandboxes), too dear for every request, and a
+        fork that skipped the at-fork hooks is still caught within 256 reads.
+        """
+        n = self._reads = self._reads + 1
+        if n & 255 == 1 and self._pid != os.getpid():
             self._start()
         return self._snapshot
 
@@ -307,6 +314,7 @@ class RedisSource:
             if self._pid is not None:  # forked without the at-fork hook (uWSGI)
                 self._reset_process_state()
             self._pid = pid
+            self._reads = 1
             self._process = f"{socket.gethostname()}:{pid}"
             if not self.watch:
                 return
@@ -332,6 +340,7 @@ class RedisSource:
     def _after_fork(self) -> None:
         self._reset_process_state()
         self._pid = None  # the next snapshot read starts this process's watcher
+        self._reads = 0
 
     def close(self) -> None:
         """Stop the watcher and close the connections."""
@@ -386,7 +395,7 @@ def _watch(ref: weakref.ref[RedisSource], stop: threading.Event) -> None:
                 del source
         except Exception as exc:
             source = ref()
-            if source is None:
+            if source is None or stop.is_set():  # closed meanwhile: not an outage
                 return
             source._degraded(f"Redis is unreachable ({exc})")
             del source
