@@ -37,6 +37,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from .config import load
 from .engine import Snapshot
 from .errors import ConfigError, StoreError
@@ -132,16 +134,13 @@ class RedisSource:
     # -- boot --------------------------------------------------------------------------------
     def _boot(self, fallback: str | os.PathLike[str] | None, require_store: bool) -> None:
         try:
-            doc = self.store.get()
-            problem = None if doc is not None else self._missing()
+            got = self._fetch()
         except Exception as exc:  # unreachable, auth, TLS: all mean "not from Redis"
-            doc, problem = None, f"Redis is unreachable ({exc})"
-        if doc is not None:
-            try:
-                self._adopt(doc, self._compile(doc))
-                return
-            except ConfigError as exc:
-                problem = f"the document in Redis (v{doc.version}) is invalid:\n{exc}"
+            got = f"Redis is unreachable ({exc})"
+        if not isinstance(got, str):
+            self._adopt(*got)
+            return
+        problem = got
         if require_store:
             raise StoreError(
                 f"rampup: require_store=True and namespace {self.namespace!r} cannot be read: "
@@ -294,17 +293,31 @@ class RedisSource:
             self._confirmed()
             return False
         with self._lock:
-            doc = self.store.get()
-            if doc is None:
-                self._degraded(self._missing())
+            got = self._fetch()
+            if isinstance(got, str):
+                self._degraded(got)
                 return False
-            try:
-                snapshot = self._compile(doc)
-            except ConfigError as exc:
-                self._degraded(f"the document in Redis (v{doc.version}) is invalid:\n{exc}")
-                return False
-            self._adopt(doc, snapshot)
+            self._adopt(*got)
             return True
+
+    def _fetch(self) -> tuple[Document, Snapshot] | str:
+        """The live document and its compiled snapshot, or why it cannot be served. Redis
+        errors propagate (the caller knows whether it is booting or watching)."""
+        try:
+            doc = self.store.get()
+        except redis.exceptions.RedisError:
+            raise
+        except Exception as exc:  # not JSON, a field missing: written around the CLI
+            return f"the document at {self.store.doc_key} is unreadable ({exc})"
+        if doc is None:
+            return self._missing()
+        try:
+            return doc, self._compile(doc)
+        except ConfigError as exc:
+            return f"the document in Redis (v{doc.version}) is invalid:\n{exc}"
+        except Exception as exc:  # a loader bug must not kill the watcher
+            log.exception("rampup: compiling the document in Redis failed")
+            return f"the document in Redis (v{doc.version}) cannot be compiled ({exc!r})"
 
     def _start(self) -> None:
         with self._start_lock:
