@@ -108,7 +108,7 @@ class RedisSource:
         self._boot(fallback, require_store)
         _sources.add(self)
 
-    # -- the request path: one attribute read and a pid comparison -------------------------
+    # -- the request path: a counter, an attribute read; a pid comparison every 256 reads --
     @property
     def snapshot(self) -> Snapshot:
         """The current snapshot; the first read in a process starts its watcher.
