@@ -10,7 +10,7 @@ rounds as the bare app (bench_middleware.py's harness, requests and apps):
          on ASGI also the scope-type test every middleware makes)
   f      + ``start_response``/``send`` wrapped (to add the anonymous id cookie): the floor of
          bench_middleware.py (Django has no wrapper to add: its floor is ctx)
-  obj    + rampup's per-request ``Flags`` created (``Runtime.opener``) and bound as the
+  obj    + rampup's per-request ``Flags`` created (``Runtime.open``) and bound as the
          ContextVar's value: the least rampup itself does
   b      rampup's middleware, 0 flags read: obj plus the framework's own place for the
          Flags (environ, scope state, ``request.flags``), its cleanup and the response checks
@@ -35,13 +35,14 @@ from weakref import ref
 import _harness as h
 import bench_middleware as bm
 
-from rampup._request import Runtime
 from rampup.asgi import ASGIView
-from rampup.context import _current
+from rampup.context import bind, unbind
+from rampup.lifecycle import Runtime
+from rampup.options import Options
 from rampup.wsgi import WSGIView
 
 _CTX: ContextVar[Any] = ContextVar("bench.ladder")
-_RUNTIME = Runtime.from_options(bm.FLAGS, bm.OPTIONS)
+_RUNTIME = Runtime(bm.FLAGS, Options.from_options(bm.OPTIONS))
 STEPS = ("a", "layer", "ctx", "f", "obj", "b")
 LABELS = {
     "a": "bare app",
@@ -77,7 +78,7 @@ def ctx_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
 def obj_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
     # bench_middleware.floor_wsgi with rampup's Flags bound instead of the environ: a copy,
     # not a shared helper with a hook, so that the floor itself stays exactly as measured there
-    opener = _RUNTIME.opener
+    opener = _RUNTIME.open
 
     def obj(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         f = opener(environ, WSGIView)
@@ -87,11 +88,11 @@ def obj_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
-        token = _current.set(f)
+        token = bind(f)
         try:
             return app(environ, sr)
         finally:
-            _current.reset(token)
+            unbind(token)
 
     return obj
 
@@ -140,12 +141,12 @@ class ObjDjango(LayerDjango):
     view: Any = None  # DjangoView, set by django_ladder() once Django is configured
 
     def __call__(self, request: Any) -> Any:
-        f = _RUNTIME.opener(ref(request), self.view)
-        token = _current.set(f)
+        f = _RUNTIME.open(ref(request), self.view)
+        token = bind(f)
         try:
             return self.get_response(request)
         finally:
-            _current.reset(token)
+            unbind(token)
 
 
 def django_ladder() -> dict[str, Any]:
@@ -193,16 +194,16 @@ class ObjASGI(LayerASGI):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        f = _RUNTIME.opener(scope, ASGIView)
+        f = _RUNTIME.open(scope, ASGIView)
 
         def _send(message: Any) -> Any:
             return send(message)
 
-        token = _current.set(f)
+        token = bind(f)
         try:
             await self.app(scope, receive, _send)
         finally:
-            _current.reset(token)
+            unbind(token)
 
 
 def starlette_ladder() -> dict[str, Any]:

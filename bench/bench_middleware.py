@@ -633,7 +633,7 @@ def _per_call_us(stmt: Callable[[], Any], target_s: float) -> float:
 
 
 def breakdown(target_s: float) -> None:
-    from rampup.context import _current
+    from rampup.context import bind, unbind
     from rampup.wsgi import RampupMiddleware, WSGIView
 
     env0 = environ_for("cookie")
@@ -685,10 +685,10 @@ def breakdown(target_s: float) -> None:
             ev(key, subject)
 
     def ctx() -> None:
-        _current.reset(_current.set(None))
+        unbind(bind(None))  # type: ignore[arg-type]
 
     def headers_none() -> None:
-        runtime.response_headers(opened())
+        runtime.headers(opened())
 
     rows = [
         ("dict(environ) copy (the harness, every variant)", lambda: dict(env0)),
@@ -697,7 +697,7 @@ def breakdown(target_s: float) -> None:
         ("  WSGIView(environ)", lambda: WSGIView(env0)),
         ("  runtime.open(view) -> RequestFlags", opened),
         ("  ContextVar set + reset", ctx),
-        ("  runtime.response_headers(f), nothing read", headers_none),
+        ("  runtime.headers(f), nothing read", headers_none),
         ("open + resolve subject (cookie id)", resolve),
         ("  WSGIView.cookie(): parse the Cookie header", cookie_parse),
         ("open + 5 flag reads (Flags.enabled)", five_reads),

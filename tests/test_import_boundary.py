@@ -14,7 +14,7 @@ import rampup
 
 SRC = Path(rampup.__file__).parent
 # Adapters and telemetry may import their framework / OpenTelemetry; nothing else may.
-NOT_CORE = {"flask", "fastapi", "django", "telemetry", "store_telemetry", "__main__"}
+NOT_CORE = {"flask", "flask_views", "fastapi", "django", "telemetry", "store_telemetry", "__main__"}
 REQUIRED = {
     "rampup",
     "rampup.model",

@@ -17,6 +17,8 @@ from rampup.wsgi import RampupMiddleware as WSGIMiddleware
 FLAGS = {"flags": {"split": {"rules": [{"split": {"on": 50, "off": 50}}]}, "plain": {}}}
 COOKIE = "rampup_id=" + "a" * 32
 
+pytestmark = pytest.mark.performance
+
 
 @pytest.fixture
 def no_gc() -> Iterator[None]:

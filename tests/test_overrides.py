@@ -19,9 +19,9 @@ import pytest
 
 import rampup
 from rampup import Reason, Subject
-from rampup._request import Runtime, Settings
 from rampup._signing import (
     MAX_ENTRIES,
+    MAX_TTL,
     MAX_VALUE,
     baggage_value,
     derive_keys,
@@ -31,6 +31,8 @@ from rampup._signing import (
 )
 from rampup.cli.sign import parse_spec, parse_ttl
 from rampup.context import Flags
+from rampup.lifecycle import Runtime
+from rampup.options import Options
 from rampup.overrides import (
     MAX_REPORT,
     OverrideReader,
@@ -40,8 +42,8 @@ from rampup.overrides import (
 )
 from rampup.wsgi import RampupMiddleware, WSGIView
 
-SECRET = "qa-secret-0123456789abcdef"
-OLD = "old-secret-0123456789abcdef"
+SECRET = "qa-secret-0123456789abcdef-0123456789"
+OLD = "old-secret-0123456789abcdef-0123456789"
 NOW = 1_800_000_000.0
 KEYS = derive_keys(SECRET)
 
@@ -242,14 +244,15 @@ def test_signed_but_malformed_payload_refused() -> None:
 
 
 def test_subject_binding() -> None:
-    """A bound token serves only the subject it names."""
+    """A bound token serves only the subject it names; presented by another subject it is
+    refused, and the report saying so is shown (the token is authentic)."""
     tok = token("button=green", subject="qa-1")
     mine = read_values([(tok, "header")], SNAP, KEYS, now=NOW, subject="qa-1")
     assert dict(mine.served) == {"button": "green"}
     assert mine.authorized is True
     other = read_values([(tok, "header")], SNAP, KEYS, now=NOW, subject="someone")
     assert not other.served
-    assert other.authorized is False
+    assert other.authorized is True
     assert [o.reason for o in other.outcomes] == ["bound to another subject"]
 
 
@@ -348,7 +351,7 @@ def test_report_lines() -> None:
 )
 def test_policy_table(options: dict[str, Any], expected: tuple[bool, bool] | None) -> None:
     """(signed honoured, unsigned honoured) for each policy, secret and debug combination."""
-    reader = reader_for(Settings.from_options(options))
+    reader = reader_for(Options.from_options(options))
     if expected is None:
         assert reader is None
     else:
@@ -359,7 +362,7 @@ def test_policy_table(options: dict[str, Any], expected: tuple[bool, bool] | Non
 def test_override_secret_wins_over_framework_secret_and_rotates() -> None:
     """override_secret (several for rotation) is used instead of the framework's secret."""
     reader = reader_for(
-        Settings.from_options({"override_secret": (SECRET, OLD), "framework_secret": "fw"})
+        Options.from_options({"override_secret": (SECRET, OLD), "framework_secret": "fw"})
     )
     assert reader is not None
     assert reader.keys == derive_keys((SECRET, OLD))
@@ -368,17 +371,17 @@ def test_override_secret_wins_over_framework_secret_and_rotates() -> None:
 def test_signed_without_secret_is_a_configuration_error() -> None:
     """overrides='signed' with no secret fails at start-up with the fix in the message."""
     with pytest.raises(ValueError, match="override_secret"):
-        reader_for(Settings.from_options({"overrides": "signed"}))
+        reader_for(Options.from_options({"overrides": "signed"}))
 
 
 def test_open_outside_debug_warns_at_startup(caplog: pytest.LogCaptureFixture) -> None:
     """overrides='open' in production logs a warning once, when the reader is built."""
     with caplog.at_level(logging.WARNING, logger="rampup"):
-        reader_for(Settings.from_options({"overrides": "open"}))
+        reader_for(Options.from_options({"overrides": "open"}))
     assert any("overrides='open' outside debug" in r.message for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="rampup"):
-        reader_for(Settings.from_options({"overrides": "open", "debug": True}))
+        reader_for(Options.from_options({"overrides": "open", "debug": True}))
     assert not caplog.records
 
 
@@ -486,7 +489,7 @@ def test_query_param_sets_and_clears_the_cookie_without_reading_flags() -> None:
     _, headers, _ = wsgi_get(app, query=f"qa={tok}")
     after = time.time()
     (cookie,) = headers["set-cookie"]
-    assert cookie.startswith(f"rampup_override={tok}; Max-Age=")
+    assert cookie.startswith(f"rampup_override={tok}; Path=/; Max-Age=")
     max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
     assert int(expires - after) <= max_age <= int(expires - before)  # the token's lifetime
     assert "HttpOnly" in cookie
@@ -496,7 +499,7 @@ def test_query_param_sets_and_clears_the_cookie_without_reading_flags() -> None:
     assert headers["x-rampup-overrides"] == ["served button=green (query, signed)"]
 
     _, headers, _ = wsgi_get(app, query="qa=")
-    assert headers["set-cookie"] == ["rampup_override=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]
+    assert headers["set-cookie"] == ["rampup_override=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"]
 
     _, headers, _ = wsgi_get(app, query="qa=button%3Dgreen")  # unsigned: production refuses
     assert "set-cookie" not in headers
@@ -547,11 +550,7 @@ def test_baggage_opt_in_under_the_same_policy() -> None:
 
 def test_requests_without_overrides_share_one_empty_state() -> None:
     """A request that sends no override costs one shared, empty state and no headers."""
-    runtime = Runtime(
-        FLAGS,
-        Settings.from_options({"override_secret": SECRET}),
-        reader_for(Settings.from_options({"override_secret": SECRET})),
-    )
+    runtime = Runtime(FLAGS, Options(override_secret=SECRET, debug=False))
     assert isinstance(runtime.overrides, OverrideReader)
     assert runtime.overrides.eager is False
 
@@ -568,17 +567,16 @@ def test_requests_without_overrides_share_one_empty_state() -> None:
             raise AssertionError("the query string must not be parsed")
 
     f = runtime.open(None, View())  # type: ignore[arg-type]
-    assert runtime.response_headers(f) == []
+    assert runtime.headers(f) is None
     assert f.override_state is None  # nothing read: nothing parsed
     assert f.variant("button") == "blue"
     assert f.override_state is None  # read, and none were sent
-    assert f._forced is not None
-    assert not f._forced
+    assert f.read_overrides() is None
 
 
 def test_reader_failure_is_contained(caplog: pytest.LogCaptureFixture) -> None:
     """A view whose header() raises costs the override, not the request."""
-    runtime = Runtime(FLAGS, Settings(debug=True), reader_for(Settings(debug=True)))
+    runtime = Runtime(FLAGS, Options(debug=True))
 
     class Broken:
         scheme = "http"
@@ -589,8 +587,9 @@ def test_reader_failure_is_contained(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR, logger="rampup"):
         f = runtime.open(None, Broken())  # type: ignore[arg-type]
         assert f.variant("button") == "blue"
-        headers = runtime.response_headers(f)
-    assert headers == [("X-Rampup-Overrides", "refused overrides (rampup): internal error")]
+        headers = runtime.headers(f)
+    assert headers is not None
+    assert headers.pairs() == [("X-Rampup-Overrides", "refused overrides (rampup): internal error")]
     assert "reading overrides failed" in caplog.text
 
 
@@ -606,7 +605,8 @@ def test_a_reader_returning_junk_is_read_once_and_ignored(
         def read(self, flags: Any) -> Any:
             return object()
 
-    runtime = Runtime(FLAGS, Settings(), Junk())
+    runtime = Runtime(FLAGS, Options(debug=False))
+    runtime.overrides = Junk()  # type: ignore[assignment]
     with caplog.at_level(logging.ERROR, logger="rampup"):
         f = runtime.open({}, WSGIView)
         assert f.decision("button").reason is Reason.DEFAULT
@@ -623,7 +623,7 @@ def test_an_override_needs_no_subject() -> None:
         calls.append(request)
         return "u-1"
 
-    settings = Settings(overrides="open", debug=True, user=user)
+    settings = Options(overrides="open", debug=True, user=user)
     runtime = Runtime(FLAGS, settings)
     f = runtime.open({"HTTP_X_RAMPUP_OVERRIDE": "button=green"}, WSGIView)
     assert f.decision("button").reason is Reason.OVERRIDE
@@ -796,3 +796,137 @@ def test_cli_sign_check_and_explain(tmp_path: Path) -> None:
     assert data["override"]["honoured"] is True
     r = run_cli("explain", str(path), "button", "--override", tok)
     assert "refused: signed override, but no secret" in r.stdout
+
+
+# -- limits: maximum lifetime, minimum secret length, bound tokens reported (issue 12) ------
+MAKE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def test_verify_refuses_a_token_living_longer_than_the_maximum() -> None:
+    """A token from sign() expiring in a year is refused; one at the 30-day cap is accepted."""
+    long_lived = sign("button=green", int(NOW + 365 * 86400), SECRET)
+    token, why = verify(long_lived, KEYS, NOW)
+    assert token is None
+    assert why == "lives too long (expires in 365 days; max 30 days)"
+    ok, why = verify(sign("button=green", int(NOW + MAX_TTL), SECRET), KEYS, NOW)
+    assert ok is not None
+    assert why == ""
+
+
+def test_max_lifetime_is_configurable() -> None:
+    """override_max_ttl lowers (or raises) the cap the middleware applies."""
+    tok = sign("button=green", int(time.time()) + 7200, SECRET)
+    strict = RampupMiddleware(
+        flag_app("button"), FLAGS, override_secret=SECRET, override_max_ttl=3600
+    )
+    _, headers, body = wsgi_get(strict, x_rampup_override=tok)
+    assert body == b"button=blue/DEFAULT"
+    assert "x-rampup-overrides" not in headers  # not authentic enough to earn the report
+    assert verify(tok, KEYS, time.time(), 3600)[1].endswith("; max 3600 seconds)")
+    lenient = RampupMiddleware(flag_app("button"), FLAGS, override_secret=SECRET)
+    _, _, body = wsgi_get(lenient, x_rampup_override=tok)
+    assert body == b"button=green/OVERRIDE"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"override_secret": "short"},
+        {"override_secret": (SECRET, "old-and-short")},
+        {"overrides": "signed", "framework_secret": "short-framework-secret"},
+    ],
+)
+def test_short_secret_refused_in_production(options: dict[str, object]) -> None:
+    """A secret under 32 bytes fails at start-up outside debug mode, saying how to make one."""
+    with pytest.raises(ValueError, match="at least 32") as info:
+        reader_for(Options.from_options(options))
+    assert MAKE in str(info.value)
+
+
+def test_short_secret_allowed_with_a_warning_in_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """In debug mode a short secret works, with a warning that says how to make a real one."""
+    caplog.set_level(logging.WARNING, logger="rampup")
+    reader = reader_for(Options.from_options({"override_secret": "short", "debug": True}))
+    assert reader is not None
+    assert reader.keys == derive_keys("short")
+    assert any(MAKE in r.getMessage() for r in caplog.records)
+
+
+def test_short_framework_secret_turns_signed_overrides_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A short SECRET_KEY (not chosen for overrides) does not break the app: under the default
+    policy overrides are off, with an error saying why and how to make a secret."""
+    caplog.set_level(logging.ERROR, logger="rampup")
+    assert reader_for(Options.from_options({"framework_secret": "s3cret"})) is None
+    assert any("signed overrides are off" in r.getMessage() for r in caplog.records)
+
+
+def test_token_bound_to_another_subject_is_reported() -> None:
+    """A valid token bound to another subject is refused, and the report header says so (its
+    holder has an authentic token, so the reason is shown, as for any signed override)."""
+    app = RampupMiddleware(flag_app("button"), FLAGS, override_secret=SECRET)
+    tok = sign("button=green", int(time.time()) + 3600, SECRET, subject="qa-1")
+    _, headers, body = wsgi_get(app, x_rampup_override=tok)
+    assert body == b"button=blue/DEFAULT"
+    report = headers["x-rampup-overrides"]
+    assert len(report) == 1
+    assert report[0].startswith("refused token v1.")
+    assert report[0].endswith("(header, signed): bound to another subject")
+
+
+def test_bound_token_still_serves_its_subject() -> None:
+    """Binding still works for the subject named in the token."""
+    tok = sign("button=green", int(NOW + 60), SECRET, subject="qa-1")
+    state = read_values([(tok, "header")], SNAP, KEYS, now=NOW, subject="qa-1")
+    assert dict(state.served) == {"button": "green"}
+    assert rampup.load(FLAGS).flags["button"].overridable
+
+
+def test_cli_sign_warns_about_a_short_secret() -> None:
+    """`rampup sign` with a secret under 32 bytes still mints the token (a debug app accepts
+    it) but warns that a production app refuses it, with the command that makes one."""
+    r = run_cli("sign", "button=green", env={"RAMPUP_OVERRIDE_SECRET": "short"})
+    assert r.returncode == 0, r.stderr
+    assert "shorter than 32 bytes" in r.stderr
+    assert MAKE in r.stderr
+    long_enough = run_cli("sign", "button=green", env={"RAMPUP_OVERRIDE_SECRET": SECRET})
+    assert long_enough.stderr == ""
+
+
+def test_asgi_learning_production_mode_with_a_short_secret_serves_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ASGI without debug= learns the mode at the first request; a short secret found to be
+    in production then turns overrides off with an error, and the request is served."""
+    import asyncio
+
+    from rampup.asgi import RampupMiddleware as ASGIMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = str(rampup.flags.variant("button")).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    mw = ASGIMiddleware(app, flags=FLAGS, watch=False, override_secret="short")
+    tok = sign("button=green", int(time.time()) + 600, "short")
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"x-rampup-override", tok.encode())],
+    }
+    caplog.set_level(logging.ERROR, logger="rampup")
+    asyncio.run(mw(scope, receive, send))
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"blue"
+    assert any("overrides are off" in r.getMessage() for r in caplog.records)

@@ -20,7 +20,7 @@ from rampup.subject import parse_cookies
 from rampup.types import Message, Receive, Scope, Send
 from rampup.wsgi import RampupMiddleware as WSGIMiddleware
 
-SECRET = "fuzz-secret-0123456789abcdef"
+SECRET = "fuzz-secret-0123456789abcdef-0123456789"
 KEYS = derive_keys(SECRET)
 FLAGS: dict[str, Any] = {
     "version": 1,
@@ -122,9 +122,15 @@ CONFIGS: list[dict[str, Any]] = [
     {"override_secret": SECRET},
     {"override_secret": SECRET, "debug": True, "override_query_param": "qa"},
     {"overrides": "open", "debug": True, "override_baggage": True, "override_query_param": "qa"},
-    {"overrides": "signed", "override_secret": (SECRET, "old"), "override_baggage": True},
+    {
+        "overrides": "signed",
+        "override_secret": (SECRET, "old-fuzz-secret-0123456789abcdef-0123"),
+        "override_baggage": True,
+    },
 ]
 WSGI_APPS: list[WSGIMiddleware] = []
+#: the same options over an app that reads no flag
+WSGI_PLAIN: list[WSGIMiddleware] = []
 ASGI_APPS: list[ASGIMiddleware] = []
 
 
@@ -144,6 +150,7 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 for _options in CONFIGS:
     WSGI_APPS.append(WSGIMiddleware(wsgi_app, FLAGS, **_options))
+    WSGI_PLAIN.append(WSGIMiddleware(lambda e, s: [s("299 Fuzzed", []) or b""], FLAGS, **_options))
     ASGI_APPS.append(ASGIMiddleware(asgi_app, FLAGS, **_options))
 
 
@@ -208,13 +215,7 @@ def test_wsgi_middleware_survives_any_input(
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
         seen.append((status, headers))
 
-    app = (
-        WSGI_APPS[which]
-        if read
-        else WSGIMiddleware(
-            lambda e, s: [s("299 Fuzzed", []) or b""], runtime=WSGI_APPS[which].runtime
-        )
-    )
+    app = WSGI_APPS[which] if read else WSGI_PLAIN[which]
     with no_logged_errors():
         body = app(environ, start_response)
         data = b"".join(body)

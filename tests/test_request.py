@@ -1,4 +1,4 @@
-"""The request plumbing every adapter shares (rampup._request): settings and subjects."""
+"""The request plumbing every adapter shares (rampup.lifecycle): options and subjects."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from rampup._request import Runtime, Settings
+from rampup.lifecycle import Runtime
+from rampup.options import Options
 from rampup.wsgi import WSGIView
 
 FLAGS = {"flags": {"split": {"rules": [{"split": {"on": 50, "off": 50}}]}}}
@@ -18,33 +19,40 @@ FLAGS = {"flags": {"split": {"rules": [{"split": {"on": 50, "off": 50}}]}}}
         ({"cookie_samesite": "Laxx"}, "cookie_samesite='Laxx'"),
         ({"overrides": "signd"}, "overrides='signd'"),
         ({"user": "myapp.current_user"}, "must be a callable"),
-        ({"user_headr": "X-User-Id"}, "unknown options 'user_headr'"),
     ],
 )
 def test_bad_settings_fail_at_start_up(options: dict[str, Any], message: str) -> None:
     """A misspelt option or value is a ValueError when the middleware is built, naming it."""
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        Settings.from_options(options)
+        Options.from_options(options)
+
+
+def test_unknown_option_is_a_type_error_with_a_hint() -> None:
+    """A misspelt option name is a TypeError naming it and the likely fix."""
+    with pytest.raises(TypeError, match=r"'user_headr' .did you mean 'user_header'.*known: "):
+        Options.from_options({"user_headr": "X-User-Id"})
 
 
 def test_identify_after_reading_the_subject_sets_no_anonymous_cookie() -> None:
     """Reading .subject mints an anonymous id; identify() replaces the subject, so that id is
     never used and no cookie is set for it."""
-    runtime = Runtime(FLAGS, Settings())
+    runtime = Runtime(FLAGS, Options())
     f = runtime.open({}, WSGIView)
     assert f.subject.key == f.minted
     assert f.identify("user-7")
     f.decision("split")
     assert f.subject.key == "user-7"
-    assert runtime.response_headers(f) == []
+    assert runtime.headers(f) is None
 
 
 def test_anonymous_cookie_is_set_when_a_split_used_the_minted_id() -> None:
     """The control: without identify(), the minted id used by a split is set as a cookie."""
-    runtime = Runtime(FLAGS, Settings(cookie_samesite="Strict"))
+    runtime = Runtime(FLAGS, Options(cookie_samesite="Strict"))
     f = runtime.open({"wsgi.url_scheme": "https"}, WSGIView)
     f.decision("split")
-    [(name, value)] = runtime.response_headers(f)
+    headers = runtime.headers(f)
+    assert headers is not None
+    [(name, value)] = headers.pairs()
     assert name == "Set-Cookie"
     assert value.startswith(f"rampup_id={f.minted}; ")
     assert "SameSite=Strict" in value
@@ -95,7 +103,7 @@ def test_a_malformed_id_cookie_is_replaced_with_a_reason_in_debug_logs(
     """A rampup_id that rampup could not have minted is not trusted: a new id is minted,
     and the debug log says why (without echoing the untrusted value)."""
     caplog.set_level("DEBUG", logger="rampup")
-    runtime = Runtime(FLAGS, Settings())
+    runtime = Runtime(FLAGS, Options())
     f = runtime.open({"HTTP_COOKIE": "rampup_id=<script>"}, WSGIView)
     assert f.subject.key == f.minted
     assert f.minted is not None
@@ -109,7 +117,7 @@ def test_an_unusable_user_header_is_ignored_with_a_reason_in_debug_logs(
     """An X-User-Id over 256 characters is not an id: the subject falls back to the cookie
     source, and the debug log says which header was ignored and why."""
     caplog.set_level("DEBUG", logger="rampup")
-    runtime = Runtime(FLAGS, Settings(user_header="X-User-Id", user_cookie="uid"))
+    runtime = Runtime(FLAGS, Options(user_header="X-User-Id", user_cookie="uid"))
     environ = {"HTTP_X_USER_ID": "u" * 300, "HTTP_COOKIE": "uid=user-9"}
     f = runtime.open(environ, WSGIView)
     assert f.subject.key == "user-9"
@@ -135,9 +143,9 @@ class _Forcing:
 
 
 def test_a_reader_set_after_start_up_is_consulted_and_none_means_no_override_path() -> None:
-    """Requests opened without a reader skip override reading; one given later (as
-    learn_debug does) is read once per request, at the first flag read."""
-    runtime = Runtime(FLAGS, Settings(), None)
+    """Requests opened without a reader skip override reading; one set later (as the first
+    request's debug mode does) is read once per request, at the first flag read."""
+    runtime = Runtime(FLAGS, Options(debug=False))  # no secret: overrides off
     f = runtime.open({}, WSGIView)
     assert f.read_overrides() is None
     f.decision("split")
@@ -155,3 +163,40 @@ def test_a_reader_set_after_start_up_is_consulted_and_none_means_no_override_pat
     f = runtime.open({}, WSGIView)
     assert f.decision("split").reason.name == "SPLIT"
     assert reader.reads == 1
+
+
+class _Failing:
+    """A source that serves at start-up and then raises on every read."""
+
+    def __init__(self) -> None:
+        import rampup
+
+        self._snapshot = rampup.load(FLAGS)
+        self.reads = 0
+
+    @property
+    def snapshot(self) -> Any:
+        self.reads += 1
+        if self.reads > 1:
+            raise OSError("the flag store is down")
+        return self._snapshot
+
+
+def test_a_failing_source_is_logged_once_and_every_request_is_served_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each request over a failing source gets Flags where every flag is off and identify()
+    works; the failure is logged at ERROR once per middleware, not once per request."""
+    import logging
+
+    runtime = Runtime(_Failing(), Options(debug=False))
+    with caplog.at_level(logging.DEBUG, logger="rampup"):
+        opened = [runtime.open({}, WSGIView) for _ in range(3)]
+    for f in opened:
+        assert f.identify("user-1") is True
+        assert f.enabled("split") is False
+        assert f.subject.key == "user-1"
+        assert runtime.headers(f) is None
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "could not open the request" in errors[0].getMessage()

@@ -19,6 +19,7 @@ from .errors import UnboundFlagsError as UnboundFlagsError
 from .model import Decision as Decision
 from .model import Reason as Reason
 from .model import Subject as Subject
+from .options import Options as Options
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "Decision",
     "Flags",
     "MissingDependency",
+    "Options",
     "RampupError",
     "Reason",
     "Snapshot",

@@ -95,7 +95,7 @@ def _forwardable_tokens(flags: Any) -> list[str]:
     reader = getattr(runtime, "overrides", None)
     if runtime is None or reader is None or not getattr(state, "authorized", False):
         return []
-    settings, view = runtime.settings, flags.view
+    settings, view = reader.settings, flags.view
     raw = [view.header(settings.override_header), view.cookie(settings.override_cookie)]
     now = time.time()
     out: list[str] = []

@@ -1,7 +1,7 @@
 """Every exception rampup raises, in one hierarchy rooted at :class:`RampupError`.
 
 Errors are raised at load and configuration time only; the request path logs and
-falls back to defaults instead of raising (see ``_request.py``).
+falls back to defaults instead of raising (see ``lifecycle.py``).
 """
 
 from __future__ import annotations

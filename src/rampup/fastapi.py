@@ -26,15 +26,16 @@ from typing import Annotated, Any
 
 try:
     from fastapi import Depends, HTTPException, Request
+    from fastapi.requests import HTTPConnection
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     from .errors import MissingDependency
 
     raise MissingDependency('rampup.fastapi needs FastAPI: pip install "rampup[fastapi]"') from exc
 
-from ._request import RequestFlags
 from .asgi import SCOPE_KEY, RampupMiddleware
 from .context import Flags
 from .errors import UnboundFlagsError
+from .lifecycle import RequestFlags
 from .model import Subject
 
 __all__ = ["Flags", "FlagsDep", "RampupMiddleware", "flag_required", "get_flags", "identify"]
@@ -47,8 +48,9 @@ _UNBOUND = (
 )
 
 
-def get_flags(request: Request) -> Flags:
-    """Dependency: the request's :class:`~rampup.Flags` (``flags: Flags = Depends(get_flags)``).
+def get_flags(request: HTTPConnection) -> Flags:
+    """Dependency: the request's :class:`~rampup.Flags` (``flags: Flags = Depends(get_flags)``),
+    in HTTP routes and websocket endpoints alike (a websocket's flags come from its handshake).
 
     Raises :class:`~rampup.UnboundFlagsError` when the middleware is missing (a setup bug,
     so it fails loudly on the first request instead of serving defaults forever).
@@ -95,7 +97,7 @@ def identify(
     a mapping with ``key`` and attributes, as the ``user=`` option does. A None user (or key)
     leaves the request anonymous. FastAPI runs the auth dependency once per request however
     many routes or dependencies use it. The subject must be set before the first flag read of
-    the request (see :meth:`RequestFlags.identify <rampup._request.RequestFlags.identify>`).
+    the request (see :meth:`RequestFlags.identify <rampup.lifecycle.RequestFlags.identify>`).
     """
 
     def identified_flags(request: Request, user: Any = Depends(dependency)) -> Flags:  # noqa: B008

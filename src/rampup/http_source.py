@@ -43,6 +43,9 @@ class HttpSource:
     ``interval`` seconds. ``status`` is ``"ready"``, ``"stale"`` (serving the last good after
     an error) or ``"error"`` (nothing good fetched yet: no flag is defined)."""
 
+    #: ``as_source`` must not read ``snapshot`` at set-up: the first read starts the watcher
+    starts_on_first_read = True
+
     def __init__(
         self,
         url: str,

@@ -4,7 +4,7 @@
 ``rampup_override`` cookie) forces those variants, with reason OVERRIDE. Items are unsigned
 ``flag=variant`` entries or signed tokens from ``rampup sign`` (format: :mod:`rampup._signing`).
 
-Policy (``Settings.overrides``): ``"auto"`` (default) honours signed overrides when a secret is
+Policy (``Options.overrides``): ``"auto"`` (default) honours signed overrides when a secret is
 configured (``override_secret``, else the framework's ``SECRET_KEY``) and, in debug mode,
 unsigned ones too; with no secret outside debug mode overrides are off. ``"signed"``: signed
 only, even in debug. ``"open"``: unsigned too (logs a warning outside debug). ``"off"``.
@@ -26,15 +26,26 @@ import re
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-from ._request import RequestFlags, Settings
-from ._signing import Outcome, Reading, baggage_value, derive_keys
+from ._signing import (
+    MAKE_SECRET,
+    MIN_SECRET_BYTES,
+    Outcome,
+    Reading,
+    baggage_value,
+    derive_keys,
+    short_secrets,
+)
 from .engine import Snapshot
+from .model import Subject
+from .options import Options
+from .subject import Cookie, RequestView
 
 __all__ = [
     "NO_OVERRIDES",
     "OverrideReader",
+    "OverrideRequest",
     "OverrideState",
     "explain_override",
     "read_values",
@@ -50,6 +61,23 @@ MAX_REPORT = 4096
 _COOKIE_SAFE = re.compile(r"^[\x21\x23-\x3a\x3c-\x5b\x5d-\x7e]+$")
 
 
+class OverrideRequest(Protocol):
+    """**Protocol:** what the reader needs of a request's Flags (a
+    :class:`rampup.lifecycle.RequestFlags`)."""
+
+    @property
+    def view(self) -> RequestView:
+        """The request."""
+
+    @property
+    def subject(self) -> Subject:
+        """The request's subject (signed tokens may be bound to one)."""
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The snapshot the request decides over."""
+
+
 class OverrideState:
     """What one request's overrides came to: what is served, and the report."""
 
@@ -60,12 +88,12 @@ class OverrideState:
         served: Mapping[str, str],
         outcomes: tuple[Outcome, ...] = (),
         authorized: bool = False,
-        set_cookie: str | None = None,
+        set_cookie: Cookie | None = None,
     ) -> None:
         self.served = served  #: flag -> forced variant (the Snapshot still has the last word)
         self.outcomes = outcomes
         self.authorized = authorized  #: a valid signed override came with the request
-        self.set_cookie = set_cookie  #: the Set-Cookie the query parameter asked for
+        self.set_cookie = set_cookie  #: the cookie the query parameter asked to set or clear
 
     def variant_for(self, key: str) -> str | None:
         """The variant forced for ``key``, or None."""
@@ -107,9 +135,9 @@ def read_values(
 class OverrideReader:
     """Reads one request's overrides under one policy; built once per middleware."""
 
-    __slots__ = ("_attrs", "allow_unsigned", "debug", "eager", "keys", "settings")
+    __slots__ = ("allow_unsigned", "debug", "eager", "keys", "settings")
 
-    def __init__(self, settings: Settings, keys: tuple[bytes, ...], allow_unsigned: bool) -> None:
+    def __init__(self, settings: Options, keys: tuple[bytes, ...], allow_unsigned: bool) -> None:
         self.settings = settings
         self.keys = keys
         self.allow_unsigned = allow_unsigned
@@ -117,12 +145,8 @@ class OverrideReader:
         #: read overrides at response time even if no flag was read: the query parameter must
         #: set its cookie, and debug mode always shows the report
         self.eager = self.debug or bool(settings.override_query_param)
-        attrs = [f"Path={settings.cookie_path}", "HttpOnly", f"SameSite={settings.cookie_samesite}"]
-        if settings.cookie_domain:
-            attrs.append(f"Domain={settings.cookie_domain}")
-        self._attrs = "; ".join(attrs)
 
-    def read(self, f: RequestFlags) -> OverrideState:
+    def read(self, f: OverrideRequest) -> OverrideState:
         """This request's overrides (called once, when the first flag is read). Never raises."""
         try:
             return self._read(f)
@@ -130,7 +154,7 @@ class OverrideReader:
             log.exception("rampup: reading overrides failed; ignoring them")
             return OverrideState({}, (Outcome("overrides", "rampup", "internal error"),))
 
-    def _read(self, f: RequestFlags) -> OverrideState:
+    def _read(self, f: OverrideRequest) -> OverrideState:
         s, view = self.settings, f.view
         values: list[tuple[str, str]] = []
         header = view.header(s.override_header)
@@ -155,7 +179,9 @@ class OverrideReader:
         if not values and query is None and refusal is None:
             return NO_OVERRIDES
         now = time.time()
-        reading = Reading(self.keys, self.allow_unsigned, now, lambda: f.subject.key)
+        reading = Reading(
+            self.keys, self.allow_unsigned, now, lambda: f.subject.key, s.override_max_ttl
+        )
         if refusal is not None:
             reading.outcomes.append(Outcome("baggage", "baggage", refusal))
         query_read: tuple[int, int, int | None] = (0, 0, None)
@@ -171,52 +197,69 @@ class OverrideReader:
 
     def _cookie(
         self,
-        f: RequestFlags,
+        f: OverrideRequest,
         query: str,
         read: tuple[int, int, int | None],
         now: float,
         out: list[Outcome],
-    ) -> str | None:
-        """The Set-Cookie the query parameter asks for: cleared when empty, set only when every
+    ) -> Cookie | None:
+        """The cookie the query parameter asks for: cleared when empty, set only when every
         item authenticated (so a link cannot plant a cookie this app would refuse anyway)."""
         s = self.settings
         secure = s.cookie_secure if s.cookie_secure is not None else f.view.scheme == "https"
-        tail = f"{self._attrs}; Secure" if secure else self._attrs
+        name, path, domain, samesite = (
+            s.override_cookie,
+            s.cookie_path,
+            s.cookie_domain,
+            s.cookie_samesite,
+        )
         if not query:
-            return f"{s.override_cookie}=; Max-Age=0; {tail}"
+            return Cookie(name, "", path, 0, domain, secure, True, samesite)
         good, bad, expires = read
         value = ",".join(i for i in (p.strip() for p in query.split(",")) if i)
         if bad or not good or not _COOKIE_SAFE.match(value):
             out.append(Outcome(s.override_cookie, "query", "cookie not set: nothing valid to keep"))
             return None
         # A signed cookie lives as long as its token; an unsigned one for the browser session.
-        age = "" if expires is None else f"Max-Age={max(int(expires - now), 0)}; "
-        return f"{s.override_cookie}={value}; {age}{tail}"
+        age = None if expires is None else max(int(expires - now), 0)
+        return Cookie(name, value, path, age, domain, secure, True, samesite)
 
-    def response_headers(self, f: RequestFlags) -> list[tuple[str, str]]:
-        """The override cookie to set, and the report where it may be shown: always in debug
-        mode, otherwise only to a request that carried a valid signed override."""
-        state = f.read_overrides()
-        if state is None:  # the request sent none
-            return []
-        out: list[tuple[str, str]] = []
-        if state.set_cookie is not None:
-            out.append(("Set-Cookie", state.set_cookie))
+    def report(self, state: OverrideState) -> tuple[tuple[str, str], ...]:
+        """The report header, where it may be shown: always in debug mode, otherwise only to
+        a request that carried a valid signed override."""
         if state.outcomes and (self.debug or state.authorized):
-            out.append((self.settings.override_report_header, state.report()))
-        return out
+            return ((self.settings.override_report_header, state.report()),)
+        return ()
 
 
-def reader_for(settings: Settings) -> OverrideReader | None:
+def reader_for(settings: Options) -> OverrideReader | None:
     """The override reader ``settings`` ask for, or None when overrides are off.
 
-    Raises ValueError for ``overrides="signed"`` without a secret or an unknown policy.
+    Raises ValueError for ``overrides="signed"`` without a secret, an unknown policy, or a
+    configured secret shorter than 32 bytes outside debug mode (a short framework secret under
+    the default policy turns signed overrides off with an error instead).
     """
     policy = settings.overrides
-    keys = derive_keys(settings.override_secret or settings.framework_secret)
+    secrets = settings.override_secret or settings.framework_secret
+    keys = derive_keys(secrets)
     debug = bool(settings.debug)
     if policy == "off":
         return None
+    short = short_secrets(secrets)
+    if short:
+        which = "override_secret" if settings.override_secret else "the framework's SECRET_KEY"
+        message = (
+            f"rampup: {which} has a secret of {min(short)} bytes; overrides need at least "
+            f"{MIN_SECRET_BYTES} outside debug mode (a short secret can be guessed from a "
+            f"single token). Make one with: {MAKE_SECRET}"
+        )
+        if debug:
+            log.warning("%s (allowed in debug mode only)", message)
+        elif settings.override_secret or policy == "signed":
+            raise ValueError(message)
+        else:  # a short SECRET_KEY the app never meant for overrides: do not fail the app
+            log.error("%s; signed overrides are off", message)
+            return None if policy == "auto" else OverrideReader(settings, (), True)
     if policy == "auto":
         if not keys and not debug:
             return None  # no secret outside debug mode: nobody could be authorized

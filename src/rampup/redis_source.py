@@ -73,6 +73,9 @@ class RedisSource:
     ``last_error``, ``version``, ``sha`` and ``updated_at`` of the served document.
     """
 
+    #: ``as_source`` must not read ``snapshot`` at set-up: the first read starts the watcher
+    starts_on_first_read = True
+
     def __init__(
         self,
         url: str = "redis://localhost:6379/0",

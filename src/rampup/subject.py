@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeGuard
 
 from .model import Subject
 
 __all__ = [
     "MAX_COOKIE_HEADER",
+    "MAX_HEADER",
     "MAX_KEY",
+    "Cookie",
     "RequestAttributes",
     "RequestView",
-    "ViewAttributes",
-    "attribute_environ_key",
-    "attribute_header_bytes",
-    "attributes_of",
     "clean_key",
     "environ_key",
     "find_cookie",
@@ -33,6 +32,8 @@ __all__ = [
 
 #: A user id longer than this is not an id; it is ignored.
 MAX_KEY = 256
+#: Header values longer than this are ignored (they are not ids, flags or attributes).
+MAX_HEADER = 8 * 1024
 #: Cookie headers longer than this are not parsed (browsers cap a cookie at 4 KB).
 MAX_COOKIE_HEADER = 16 * 1024
 
@@ -125,61 +126,15 @@ def _find_whole(header: str, target: str, i: int) -> int:
     return -1
 
 
-_ENVIRON_KEYS: dict[str, str] = {}
-_HEADER_BYTES: dict[str, bytes] = {}
-
-
 def environ_key(name: str) -> str:
-    """``X-User-Id`` -> ``HTTP_X_USER_ID`` (its WSGI environ / Django META key), memoized:
-    header names come from settings and flag files, a small fixed set; the cap keeps odd
-    callers from growing the memo."""
-    key = _ENVIRON_KEYS.get(name)
-    if key is None:
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        if len(_ENVIRON_KEYS) < 1024:
-            _ENVIRON_KEYS[name] = key
-    return key
-
-
-#: attribute name -> its WSGI environ key ("" for names that are not ``header.<name>``)
-_ATTRIBUTE_KEYS: dict[str, str] = {}
-
-
-def attribute_environ_key(name: str) -> str:
-    """``header.X-User-Email`` -> ``HTTP_X_USER_EMAIL``; ``""`` for any other attribute name.
-    Memoized like environ_key: conditions name a small fixed set of attributes."""
-    key = _ATTRIBUTE_KEYS.get(name)
-    if key is None:
-        key = environ_key(name[7:]) if name.startswith("header.") else ""
-        if len(_ATTRIBUTE_KEYS) < 1024:
-            _ATTRIBUTE_KEYS[name] = key
-    return key
-
-
-#: attribute name -> its ASGI header name (b"" for names that are not ``header.<name>``)
-_ATTRIBUTE_BYTES: dict[str, bytes] = {}
-
-
-def attribute_header_bytes(name: str) -> bytes:
-    """``header.X-User-Email`` -> ``b"x-user-email"``; ``b""`` for any other attribute name."""
-    raw = _ATTRIBUTE_BYTES.get(name)
-    if raw is None:
-        raw = header_bytes(name[7:]) if name.startswith("header.") else b""
-        if len(_ATTRIBUTE_BYTES) < 1024:
-            _ATTRIBUTE_BYTES[name] = raw
-    return raw
+    """``X-User-Id`` -> ``HTTP_X_USER_ID``: its WSGI environ (and Django ``META``) key."""
+    key = name.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
 def header_bytes(name: str) -> bytes:
-    """``X-User-Id`` -> ``b"x-user-id"`` (its ASGI header name), memoized like environ_key."""
-    key = _HEADER_BYTES.get(name)
-    if key is None:
-        key = name.lower().encode("latin-1")
-        if len(_HEADER_BYTES) < 1024:
-            _HEADER_BYTES[name] = key
-    return key
+    """``X-User-Id`` -> ``b"x-user-id"``: its ASGI header name."""
+    return name.lower().encode("latin-1")
 
 
 def clean_key(raw: Any) -> str | None:
@@ -216,23 +171,23 @@ _HEX = b"0123456789abcdef"
 _BUILTIN = ("path", "method", "host", "ip", "scheme")
 
 
-class ViewAttributes(Mapping[str, Any]):
-    """Base class for request views that are also the attribute mapping conditions read
-    (rampup's own adapters' views): a request's Subject then needs no second object.
+class RequestAttributes(Mapping[str, Any]):
+    """The attributes conditions can test, read from the request view when a condition asks:
+    ``path``, ``method``, ``host``, ``ip``, ``scheme``, ``header.<name>``, ``cookie.<name>``,
+    plus whatever the user callback returned (which wins on a clash)."""
 
-    Names: ``path``, ``method``, ``host``, ``ip``, ``scheme``, ``header.<name>``,
-    ``cookie.<name>``, each computed from the request when a condition asks.
-    """
+    __slots__ = ("_extra", "_view")
 
-    __slots__ = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _SELF_ATTRIBUTES.add(cls)
+    def __init__(self, view: RequestView, extra: Mapping[str, Any] | None = None) -> None:
+        self._view = view
+        self._extra = extra or {}
 
     def get(self, name: str, default: Any = None) -> Any:
-        """The attribute ``name``, or ``default`` if the request has none."""
-        view: Any = self
+        """The attribute ``name`` (a callback extra wins), or ``default`` if there is none."""
+        extra = self._extra
+        if extra and name in extra:
+            return extra[name]
+        view = self._view
         if name.startswith("header."):  # the most common in flag files, so tested first
             v = view.header(name[7:])
             return default if v is None else v
@@ -258,43 +213,6 @@ class ViewAttributes(Mapping[str, Any]):
         return v
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_BUILTIN)
-
-    def __len__(self) -> int:
-        return len(_BUILTIN)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({dict(self)!r})"
-
-
-_SELF_ATTRIBUTES: set[type] = set()
-
-
-class RequestAttributes(Mapping[str, Any]):
-    """The attributes conditions can test, computed from the request on first access: those
-    of :class:`ViewAttributes`, plus whatever the user callback returned (which wins on a
-    clash). For views that are not themselves ViewAttributes, or with callback extras."""
-
-    __slots__ = ("_extra", "_view")
-
-    def __init__(self, view: RequestView, extra: Mapping[str, Any] | None = None) -> None:
-        self._view = view
-        self._extra = extra or {}
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """The attribute ``name`` (a callback extra wins), or ``default`` if there is none."""
-        if name in self._extra:
-            return self._extra[name]
-        # The same lookups, on any RequestView (duck typing: it needs no base class).
-        return ViewAttributes.get(self._view, name, default)  # type: ignore[arg-type]
-
-    def __getitem__(self, name: str) -> Any:
-        v = self.get(name, _MISSING)
-        if v is _MISSING:
-            raise KeyError(name)
-        return v
-
-    def __iter__(self) -> Iterator[str]:
         yield from self._extra
         yield from (k for k in _BUILTIN if k not in self._extra)
 
@@ -303,11 +221,6 @@ class RequestAttributes(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"RequestAttributes({dict(self)!r})"
-
-
-def attributes_of(view: RequestView) -> Mapping[str, Any]:
-    """The attribute mapping of a request view: the view itself when it is one."""
-    return view if type(view) in _SELF_ATTRIBUTES else RequestAttributes(view)  # type: ignore[return-value]
 
 
 _MISSING: Any = object()
@@ -323,4 +236,33 @@ def subject_from(result: Any, view: RequestView) -> Subject | None:
     if isinstance(result, Mapping):
         extra = {k: v for k, v in result.items() if k != "key"}
         return Subject(clean_key(result.get("key")), RequestAttributes(view, extra))
-    return Subject(clean_key(result), attributes_of(view))
+    return Subject(clean_key(result), RequestAttributes(view))
+
+
+@dataclass(frozen=True, slots=True)
+class Cookie:
+    """A cookie rampup sets, as data; :meth:`header` is its ``Set-Cookie`` value."""
+
+    name: str
+    value: str
+    path: str = "/"
+    max_age: int | None = None  #: None: a session cookie
+    domain: str | None = None
+    secure: bool = False
+    httponly: bool = True
+    samesite: str | None = "Lax"
+
+    def header(self) -> str:
+        """``name=value; Path=/; Max-Age=...; HttpOnly; SameSite=Lax[; Domain=...][; Secure]``"""
+        parts = [f"{self.name}={self.value}", f"Path={self.path}"]
+        if self.max_age is not None:
+            parts.append(f"Max-Age={self.max_age}")
+        if self.httponly:
+            parts.append("HttpOnly")
+        if self.samesite:
+            parts.append(f"SameSite={self.samesite}")
+        if self.domain:
+            parts.append(f"Domain={self.domain}")
+        if self.secure:
+            parts.append("Secure")
+        return "; ".join(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,13 @@ from django.utils.decorators import method_decorator
 from django.views import View
 
 import rampup
-from rampup import Reason
+from rampup import Reason, Snapshot
 from rampup.context import Flags, current
 from rampup.django import RampupMiddleware, flag_required
 from rampup.django import defaults as rampup_defaults
 from rampup.django.conf import known_settings
 from rampup.django.middleware import DjangoView
-from rampup.subject import ViewAttributes, valid_anonymous_id
-
-from .attribute_names import ATTRIBUTE_NAMES
+from rampup.subject import RequestAttributes, valid_anonymous_id
 
 # Configure Django once for the whole test session, whoever gets here first; every test then
 # applies its own settings with override_settings, so this composes with other test modules.
@@ -221,7 +220,12 @@ class GuardedView(View):
         return HttpResponse("class-based")
 
 
+async def async_thread(request: Any) -> JsonResponse:
+    return JsonResponse({"thread": threading.get_ident(), "split": rampup.flags.variant("split")})
+
+
 urlpatterns = [
+    path("async-thread", async_thread),
     path("guarded-cbv", GuardedView.as_view()),
     path("agree", agree),
     path("read/<str:key>", read),
@@ -414,24 +418,33 @@ def test_view_exception_propagates_unchanged() -> None:
     assert response.status_code == 500
 
 
-def test_rampup_failure_serves_defaults(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """If rampup cannot open the request, the view still runs, with every flag's default."""
-    from rampup._request import RequestFlags
+class BrokenSource:
+    """A source that serves its first snapshot (at start-up) and then fails on every read."""
 
-    def broken(self: Any, *args: Any) -> None:
-        raise RuntimeError("rampup bug")
+    def __init__(self) -> None:
+        self._snapshot = rampup.load(FLAGS)
+        self.reads = 0
 
-    monkeypatch.setattr(RequestFlags, "__init__", broken)
-    with caplog.at_level(logging.ERROR, logger="rampup"):
-        response = Client().get("/read/plain")
-        dark = Client().get("/read/dark")
+    @property
+    def snapshot(self) -> Snapshot:
+        self.reads += 1
+        if self.reads > 1:
+            raise OSError("the flag store is down")
+        return self._snapshot
+
+
+def test_rampup_failure_serves_every_flag_off(caplog: pytest.LogCaptureFixture) -> None:
+    """If the source raises, the view still runs with every flag off (the middleware does not
+    read the source again and raise into the app), and the failure is logged."""
+    with rampup_settings(FLAGS=BrokenSource()), caplog.at_level(logging.ERROR, logger="rampup"):
+        client = Client()
+        response = client.get("/read/plain")
+        dark = client.get("/read/dark")
+        agree_data = client.get("/agree").json()
     assert response.status_code == 200
-    assert response.json()["value"] is True
-    assert dark.json()["value"] is False
+    assert response.json()["value"] is None
+    assert response.json()["reason"] == dark.json()["reason"] == Reason.UNKNOWN_FLAG.value
     assert "could not open the request" in caplog.text
-    agree_data = Client().get("/agree").json()
     assert agree_data["request"] == agree_data["proxy"]
 
 
@@ -628,12 +641,12 @@ def test_installed_app_provides_tag_library() -> None:
 
 # -- settings --------------------------------------------------------------------------------
 def test_unknown_setting_lists_known_ones() -> None:
-    """An unknown RAMPUP key is ImproperlyConfigured, naming it and every known key."""
+    """An unknown RAMPUP key is ImproperlyConfigured, naming it, the likely fix and every
+    known key."""
     with rampup_settings(USER_HEDER="X-User-Id"), pytest.raises(ImproperlyConfigured) as info:
         RampupMiddleware(lambda r: HttpResponse())
     message = str(info.value)
-    assert "'USER_HEDER'" in message
-    assert "USER_HEADER" in message
+    assert "'USER_HEDER' (did you mean 'USER_HEADER'?)" in message
     assert "FLAGS" in message
     assert set(known_settings()) >= {"FLAGS", "USER", "COOKIE_NAME", "OVERRIDES", "WATCH"}
 
@@ -659,22 +672,22 @@ def test_missing_or_bad_settings_are_improperly_configured() -> None:
 
 
 def test_debug_and_secret_come_from_django_settings() -> None:
-    """Settings.debug and framework_secret default to DEBUG and SECRET_KEY; RAMPUP wins."""
+    """Options.debug and framework_secret default to DEBUG and SECRET_KEY; RAMPUP wins."""
     with override_settings(DEBUG=True, SECRET_KEY="s3cret"):
-        s = RampupMiddleware(lambda r: HttpResponse()).runtime.settings
+        s = RampupMiddleware(lambda r: HttpResponse()).runtime.options
         assert (s.debug, s.framework_secret) == (True, "s3cret")
         with rampup_settings(DEBUG=False, FRAMEWORK_SECRET="other"):
-            s = RampupMiddleware(lambda r: HttpResponse()).runtime.settings
+            s = RampupMiddleware(lambda r: HttpResponse()).runtime.options
             assert (s.debug, s.framework_secret) == (False, "other")
 
 
 def test_defaults_module_matches_settings_defaults() -> None:
-    """rampup.django.defaults states the same defaults as rampup._request.Settings."""
+    """rampup.django.defaults states the same defaults as rampup.Options."""
     import dataclasses
 
-    from rampup._request import Settings
+    from rampup.options import Options
 
-    for field in dataclasses.fields(Settings):
+    for field in dataclasses.fields(Options):
         name = field.name.upper()
         if hasattr(rampup_defaults, name):
             expected = () if name == "LISTENERS" else field.default
@@ -687,7 +700,7 @@ def test_flag_file_path_and_listener_dotted_path(tmp_path: Path) -> None:
     flag_file.write_text('version = 1\n[flags.from-file]\ndefault = "on"\n')
     with rampup_settings(FLAGS=str(flag_file), WATCH=False, LISTENERS=[f"{__name__}.Recorder"]):
         mw = RampupMiddleware(lambda r: HttpResponse())
-        assert isinstance(mw.runtime.settings.listeners[0], Recorder)
+        assert isinstance(mw.runtime.options.listeners[0], Recorder)
         assert Client().get("/read/from-file").json()["value"] is True
 
 
@@ -715,10 +728,12 @@ def test_request_view_reads_meta_lazily() -> None:
     )
     # Conditions read attributes through .get, which takes header.<name> from META directly:
     # it must give what the generic lookup (through .header) gives, for every kind of name.
-    for name in (*ATTRIBUTE_NAMES, "header.X-Color", "header.x-big"):
-        assert view.get(name, "D") == ViewAttributes.get(view, name, "D"), name
-    assert view.get("header.x-color") == view["header.x-color"] == "blue"
-    assert view.get("header.x-big", "D") == "D"
+    assert (
+        RequestAttributes(view).get("header.x-color")
+        == RequestAttributes(view)["header.x-color"]
+        == "blue"
+    )
+    assert RequestAttributes(view).get("header.x-big", "D") == "D"
 
 
 def test_no_sync_async_adaptation_under_wsgi_or_asgi(caplog: pytest.LogCaptureFixture) -> None:
@@ -733,34 +748,50 @@ def test_no_sync_async_adaptation_under_wsgi_or_asgi(caplog: pytest.LogCaptureFi
     assert "adapted" not in caplog.text
 
 
-class FakeOverrides:
-    """An override reader that asks for a cookie and a header on every response."""
+class ThreadRecorder:
+    """A listener that records the thread each request starts and ends on."""
 
-    def read(self, flags: Any) -> Any:
-        from rampup.overrides import read_values
+    def __init__(self) -> None:
+        self.threads: list[int] = []
 
-        return read_values([("dark=on", "header")], flags.snapshot, allow_unsigned=True)
+    def on_decision(self, flags: Flags, decision: Any) -> None:
+        pass
 
-    def response_headers(self, flags: Any) -> list[tuple[str, str]]:
-        return [
-            ("Set-Cookie", "rampup_override=dark:on; Path=/; HttpOnly; SameSite=Lax"),
-            ("X-Rampup-Overrides", "dark=on"),
-        ]
+    def on_request_start(self, flags: Flags) -> None:
+        self.threads.append(threading.get_ident())
+
+    def on_request_end(self, flags: Flags, status: int | None, error: Any) -> None:
+        self.threads.append(threading.get_ident())
+
+
+def test_under_asgi_the_middleware_runs_on_the_event_loop_thread() -> None:
+    """Under ASGI the middleware's request start and end run on the event loop's thread, as
+    the async view does: Django adds no sync_to_async hop around rampup."""
+    rec = ThreadRecorder()
+
+    async def run() -> tuple[int, Any]:
+        response = await AsyncClient().get("/async-thread")
+        return threading.get_ident(), response
+
+    with rampup_settings(LISTENERS=[rec]):
+        loop_thread, response = asyncio.run(run())
+    assert response.status_code == 200
+    assert response.json()["thread"] == loop_thread
+    assert rec.threads == [loop_thread, loop_thread]
 
 
 def test_other_response_headers_and_cookies_are_added() -> None:
-    """Headers and cookies from the override reader reach the response, once each."""
+    """The override cookie (asked by the query parameter) and the report reach the response,
+    once each, and no anonymous id cookie is set when no split was read."""
     from django.test import RequestFactory
 
-    from rampup._request import Runtime, Settings
-
-    runtime = Runtime(FLAGS, Settings(), FakeOverrides())
-    mw = RampupMiddleware(lambda r: HttpResponse(str(r.flags.enabled("dark"))), runtime=runtime)
-    response = mw(RequestFactory().get("/"))
+    with rampup_settings(DEBUG=True, OVERRIDE_QUERY_PARAM="ro"):
+        mw = RampupMiddleware(lambda r: HttpResponse(str(r.flags.enabled("dark"))))
+        response = mw(RequestFactory().get("/", {"ro": "dark=on"}))
     assert response.content == b"True"
-    assert response["X-Rampup-Overrides"] == "dark=on"
+    assert "dark=on" in response["X-Rampup-Overrides"]
     morsel = response.cookies["rampup_override"]
-    assert (morsel.value, morsel["path"], morsel["httponly"]) == ("dark:on", "/", True)
+    assert (morsel.value, morsel["path"], morsel["httponly"]) == ("dark=on", "/", True)
     assert "rampup_id" not in response.cookies
 
 
@@ -788,21 +819,17 @@ def test_inside_rampup_wsgi_middleware_reuses_its_flags() -> None:
     assert cookies[0].startswith("rampup_id=")
 
 
-def test_rampup_failure_serves_defaults_under_asgi(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Under ASGI too, a failure opening the request still serves the view with defaults."""
-    from rampup._request import RequestFlags
-
-    def broken(self: Any, *args: Any) -> None:
-        raise RuntimeError("rampup bug")
-
-    monkeypatch.setattr(RequestFlags, "__init__", broken)
+def test_rampup_failure_serves_every_flag_off_under_asgi() -> None:
+    """Under ASGI too, a source that raises still serves the view, with every flag off."""
 
     async def run() -> Any:
         return await AsyncClient().get("/async-read")
 
-    response = asyncio.run(run())
+    with rampup_settings(FLAGS=BrokenSource()):
+        response = asyncio.run(run())
     assert response.status_code == 200
-    assert response.json()["request"] == response.json()["proxy"] == "off"
+    assert response.json()["request"] is None
+    assert response.json()["proxy"] is None
     assert "rampup_id" not in response.cookies
 
 

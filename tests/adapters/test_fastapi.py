@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import Depends, FastAPI, Header, HTTPException, WebSocket
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient and warns at import when only httpx is
@@ -255,3 +255,27 @@ def test_example_app_serves_its_story(monkeypatch: pytest.MonkeyPatch) -> None:
         assert c.get("/checkout/new").status_code == 404
         assert c.get("/checkout/new", headers=ann).json()["checkout"] == "new"
         assert c.get("/flags.json", headers=ann).json()["new-checkout"] is True
+
+
+def test_websocket_endpoint_reads_flags_through_the_dependency() -> None:
+    """A FastAPI websocket endpoint gets the connection's Flags from get_flags and
+    rampup.flags, with the subject from the handshake's header."""
+    app = FastAPI()
+    app.add_middleware(RampupMiddleware, flags=FLAGS, user_header="X-User-Id", watch=False)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, flags: FlagsDep) -> None:
+        await websocket.accept()
+        same = flags is websocket.state.flags
+        await websocket.send_json(
+            {"same": same, "subject": flags.subject.key, "split": rampup.flags.variant("split")}
+        )
+        await websocket.close()
+
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/ws", headers={"X-User-Id": "ws-7"}) as conn,
+    ):
+        got = conn.receive_json()
+    expected = rampup.load(FLAGS).evaluate("split", Subject("ws-7")).variant
+    assert got == {"same": True, "subject": "ws-7", "split": expected}

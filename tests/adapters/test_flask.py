@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ from flask import Flask, Response, g, redirect, render_template_string, stream_w
 import rampup
 from rampup import MissingDependency
 from rampup.context import Flags
-from rampup.flask import _TEMPLATE_FLAGS, Rampup, RampupState, flag_required
+from rampup.flask import Rampup, RampupState, flag_required
+from rampup.flask_views import TEMPLATE_FLAGS
 from rampup.model import Decision
 
 FLAGS = """\
@@ -121,7 +123,7 @@ def test_init_app_pattern_serves_several_apps(flag_file: Path, tmp_path: Path) -
 
         apps.append(app)
     assert [a.test_client().get("/").text for a in apps] == ["True", "False"]
-    assert [a.extensions["rampup"].settings.cookie_name for a in apps] == ["id_flags", "id_other"]
+    assert [a.extensions["rampup"].options.cookie_name for a in apps] == ["id_flags", "id_other"]
     assert not hasattr(ext, "app")
 
 
@@ -132,7 +134,7 @@ def test_options_from_config(flag_file: Path) -> None:
         RAMPUP_FLAGS=str(flag_file),
         RAMPUP_USER_HEADER="X-User-Id",
         RAMPUP_WATCH=False,
-        RAMPUP_OVERRIDE_SECRET=["new", "old"],
+        RAMPUP_OVERRIDE_SECRET=["new" * 11, "old" * 11],
     )
     Rampup(app)
 
@@ -141,9 +143,9 @@ def test_options_from_config(flag_file: Path) -> None:
         return str(g.flags.subject.key)
 
     assert app.test_client().get("/", headers={"X-User-Id": "u-7"}).text == "u-7"
-    settings = app.extensions["rampup"].settings
+    settings = app.extensions["rampup"].options
     assert settings.user_header == "X-User-Id"
-    assert settings.override_secret == ("new", "old")
+    assert settings.override_secret == ("new" * 11, "old" * 11)
 
 
 def test_flags_default_to_flags_toml_in_the_working_directory(
@@ -166,8 +168,8 @@ def test_keyword_arguments_win_over_config(flag_file: Path, tmp_path: Path) -> N
     )
     ext = Rampup(flags=flag_file, cookie_name="ctor", user_header="X-Ctor", watch=False)
     state = ext.init_app(app, user_header="X-Init")
-    assert state.settings.cookie_name == "ctor"
-    assert state.settings.user_header == "X-Init"
+    assert state.options.cookie_name == "ctor"
+    assert state.options.user_header == "X-Init"
     assert len(state.source.snapshot) == 5
 
 
@@ -177,14 +179,14 @@ def test_unknown_config_key_is_a_helpful_error(flag_file: Path) -> None:
     app.config["RAMPUP_USER_HEADR"] = "X-User-Id"
     with pytest.raises(ValueError, match="RAMPUP_USER_HEADR") as info:
         Rampup(app, flags=flag_file)
-    assert "did you mean RAMPUP_USER_HEADER?" in str(info.value)
+    assert "did you mean 'RAMPUP_USER_HEADER'?" in str(info.value)
     assert "RAMPUP_COOKIE_NAME" in str(info.value)
     assert "rampup" not in app.extensions
 
 
 def test_unknown_keyword_is_an_error(flag_file: Path) -> None:
-    """A misspelt keyword option raises ValueError listing the known ones."""
-    with pytest.raises(ValueError, match="user_headr"):
+    """A misspelt keyword option raises TypeError with the likely fix, at construction."""
+    with pytest.raises(TypeError, match=r"'user_headr' .did you mean 'user_header'"):
         Rampup(Flask(__name__), flags=flag_file, user_headr="X-User-Id")
 
 
@@ -196,19 +198,31 @@ def test_init_app_twice_is_refused(flag_file: Path) -> None:
 
 
 def test_debug_and_secret_come_from_the_app(flag_file: Path) -> None:
-    """Settings.debug follows app.debug and framework_secret is SECRET_KEY, unless given."""
+    """Options.debug follows app.debug (at the first request) and framework_secret is
+    SECRET_KEY, unless given."""
     app = Flask(__name__)
     app.config.update(DEBUG=True, SECRET_KEY=b"\xffkey")
     Rampup(app, flags=flag_file, watch=False)
     state = app.extensions["rampup"]
-    assert state.settings.debug is True
-    assert state.settings.framework_secret == "\xffkey"
+    app.test_client().get("/")
+    assert state.options.debug is True
+    assert state.options.framework_secret == "\xffkey"
     app2 = Flask(__name__)
     app2.config["SECRET_KEY"] = "app-secret"
     state2 = Rampup().init_app(
         app2, flags=flag_file, debug=False, framework_secret="mine", watch=False
     )
-    assert (state2.settings.debug, state2.settings.framework_secret) == (False, "mine")
+    assert (state2.options.debug, state2.options.framework_secret) == (False, "mine")
+
+
+def test_debug_mode_set_after_rampup_enables_unsigned_overrides(flag_file: Path) -> None:
+    """app.run(debug=True) after Rampup(app) sets app.debug late: rampup reads it at the first
+    request, so unsigned overrides work in debug mode as documented."""
+    app = make_app(flag_file)
+    app.debug = True  # what app.run(debug=True) does, after Rampup(app)
+    response = app.test_client().get("/dark", headers={"X-Rampup-Override": "dark=on"})
+    assert response.text == "True"
+    assert "dark=on" in response.headers["X-Rampup-Overrides"]
 
 
 def test_overrides_are_signed_with_the_apps_secret_key(flag_file: Path) -> None:
@@ -216,7 +230,7 @@ def test_overrides_are_signed_with_the_apps_secret_key(flag_file: Path) -> None:
     from rampup._signing import sign
 
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = "s3cret"
+    app.config["SECRET_KEY"] = "s3cret-0123456789abcdef-0123456789"
     Rampup(app, flags=flag_file, watch=False)
 
     @app.get("/dark")
@@ -224,7 +238,7 @@ def test_overrides_are_signed_with_the_apps_secret_key(flag_file: Path) -> None:
         return str(g.flags.enabled("dark"))
 
     client = app.test_client()
-    token = sign("dark=on", int(time.time()) + 600, "s3cret")
+    token = sign("dark=on", int(time.time()) + 600, "s3cret-0123456789abcdef-0123456789")
     assert client.get("/dark", headers={"X-Rampup-Override": token}).text == "True"
     assert client.get("/dark", headers={"X-Rampup-Override": "dark=on"}).text == "False"
     forged = sign("dark=on", int(time.time()) + 600, "other")
@@ -638,7 +652,9 @@ def test_hot_reload_through_the_app(flag_file: Path) -> None:
     def slow() -> Response:
         def body() -> Iterator[str]:
             yield "start "
-            yield str(g.flags.enabled("dark"))
+            # rampup.flags, not g.flags: Flask's test client leaves an unbuffered response's
+            # app context pushed, so the next request in this thread shares its g.
+            yield str(rampup.flags.enabled("dark"))
 
         return Response(stream_with_context(body()))
 
@@ -650,7 +666,7 @@ def test_hot_reload_through_the_app(flag_file: Path) -> None:
         flag_file.write_text(
             FLAGS.replace('[flags.dark]\ndefault = "off"', '[flags.dark]\ndefault = "on"')
         )
-        source.poll()  # sees the change, waits one poll for the file to settle
+        source.settle = 0  # an in-place edit otherwise waits a second to settle
         assert source.poll() is True
         assert client.get("/dark").text == "True"
         assert in_flight.get_data() == b"start False"
@@ -668,7 +684,7 @@ def test_outside_a_request_the_errors_say_what_to_do(flag_file: Path) -> None:
     app = make_app(flag_file)
     with app.app_context():
         assert getattr(g, "flags", None) is None
-        with pytest.raises(AttributeError, match="Rampup"):
+        with pytest.raises(AttributeError, match="flags"):
             g.flags  # noqa: B018
         with pytest.raises(rampup.UnboundFlagsError, match="init_app"):
             render_template_string("{{ flags.enabled('plain') }}")
@@ -686,7 +702,7 @@ def test_an_apps_own_g_flags_wins(flag_file: Path) -> None:
         return str(g.flags)
 
     assert app.test_client().get("/mine").text == "mine"
-    assert _TEMPLATE_FLAGS is app.jinja_env.globals["flags"]
+    assert TEMPLATE_FLAGS is app.jinja_env.globals["flags"]
 
 
 def test_without_flask_the_import_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -746,5 +762,93 @@ def test_testing_helpers_reach_flask_views_and_templates(flag_file: Path) -> Non
         app.test_request_context("/"),
         bound_flags(rampup.load(flag_file), "u-1", color="blue") as f,
     ):
+        app.preprocess_request()  # runs before_request functions, which set g.flags
         assert g.flags is f
         assert render_template_string("{{ flags.variant('color') }}") == "blue"
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_apps_own_g_class_keeps_g_flags(flag_file: Path, when: str) -> None:
+    """An app that sets its own app_ctx_globals_class before or after Rampup(app) keeps both
+    its class's behaviour and g.flags."""
+    from flask.ctx import _AppCtxGlobals
+
+    class MyGlobals(_AppCtxGlobals):
+        def greeting(self) -> str:
+            return "hello"
+
+    app = Flask(__name__)
+    if when == "before":
+        app.app_ctx_globals_class = MyGlobals
+    Rampup(app, flags=flag_file, watch=False)
+    if when == "after":
+        app.app_ctx_globals_class = MyGlobals
+
+    @app.get("/")
+    def index() -> str:
+        return f"{type(g._get_current_object()).__name__} {g.greeting()} {g.flags.enabled('dark')}"  # type: ignore[attr-defined]
+
+    assert app.test_client().get("/").text == "MyGlobals hello False"
+
+
+def _unique_copy(flag_file: Path) -> Path:
+    """The flag file under a name no other test's watcher thread carries."""
+    import uuid
+
+    copy = flag_file.with_name(f"flags-{uuid.uuid4().hex}.toml")
+    copy.write_text(flag_file.read_text())
+    return copy
+
+
+def _watchers(flag_file: Path) -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == f"rampup-watch:{flag_file.name}"]
+
+
+def test_under_flask_run_only_the_serving_process_watches_the_file(
+    flag_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flask run --debug` loads the app in the reloader's parent too, which serves nothing:
+    there the file is not watched (each reload error would be logged twice, once per
+    process); watching starts at the first request."""
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    monkeypatch.delenv("WERKZEUG_RUN_MAIN", raising=False)
+    flag_file = _unique_copy(flag_file)
+    app = Flask(__name__)
+    Rampup(app, flags=flag_file, watch=True)
+    app.add_url_rule("/", "index", lambda: "ok")
+    try:
+        assert _watchers(flag_file) == []
+        assert app.test_client().get("/").text == "ok"
+        assert len(_watchers(flag_file)) == 1
+    finally:
+        app.extensions["rampup"].source.close()
+
+
+def test_the_reloaders_serving_child_watches_at_once(
+    flag_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: in the process that serves (WERKZEUG_RUN_MAIN=true) the file is watched
+    from Rampup(app) on."""
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
+    flag_file = _unique_copy(flag_file)
+    app = Flask(__name__)
+    Rampup(app, flags=flag_file, watch=True)
+    try:
+        assert len(_watchers(flag_file)) == 1
+    finally:
+        app.extensions["rampup"].source.close()
+
+
+def test_open_policy_outside_debug_warns_once(
+    flag_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """overrides="open" outside debug mode is warned about once, not again at the first
+    request (where the debug mode is settled)."""
+    with caplog.at_level(logging.WARNING, logger="rampup"):
+        app = make_app(flag_file, overrides="open", debug=False)
+        app.test_client().get("/dark")
+        app.test_client().get("/dark")
+    assert caplog.text.count("overrides='open' outside debug mode") == 1

@@ -1,9 +1,9 @@
 """Django integration: ``"rampup.django.RampupMiddleware"`` in ``MIDDLEWARE``.
 
 Configure with ``RAMPUP = {"FLAGS": BASE_DIR / "flags.toml", ...}`` (keys are the upper-cased
-options of :class:`rampup._request.Settings`). Add ``"rampup.django"`` to ``INSTALLED_APPS``
-for the ``{% load rampup_tags %}`` library, and ``"rampup.django.context_processors.flags"``
-to expose ``flags`` in templates.
+options of :class:`rampup.Options`; an unknown one fails with a "did you mean" hint). Add
+``"rampup.django"`` to ``INSTALLED_APPS`` for the ``{% load rampup_tags %}`` library, and
+``"rampup.django.context_processors.flags"`` to expose ``flags`` in templates.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``RAMPUP = {...}`` Django setting -> a :class:`~rampup._request.Runtime`.
+"""The ``RAMPUP = {...}`` Django setting -> :class:`rampup.Options` and a request runtime.
 
 Read once per middleware instance (Django builds the middleware chain once per handler), so
 nothing here runs on the request path.
@@ -14,12 +14,13 @@ from django.conf import settings  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
-from .._request import Runtime, Settings
+from ..lifecycle import Runtime
+from ..options import Options, unknown_names
 from . import defaults
 
 __all__ = ["build_runtime", "build_settings", "get_setting", "known_settings"]
 
-_FIELDS = {f.name.upper(): f for f in dataclasses.fields(Settings)}
+_FIELDS = {f.name.upper(): f for f in dataclasses.fields(Options)}
 _MISSING: Any = object()
 
 
@@ -37,17 +38,14 @@ def _user_settings() -> Mapping[str, Any]:
             f"settings.RAMPUP must be a dict, e.g. RAMPUP = {{'FLAGS': BASE_DIR / 'flags.toml'}}; "
             f"got {type(value).__name__}"
         )
-    unknown = sorted(set(value) - {"FLAGS", *_FIELDS})
+    unknown = unknown_names(value, known_settings(), "settings.RAMPUP key")
     if unknown:
-        raise ImproperlyConfigured(
-            f"settings.RAMPUP has unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"known keys: {', '.join(known_settings())}"
-        )
+        raise ImproperlyConfigured(unknown)
     return value
 
 
 def get_setting(name: str, default: Any = _MISSING) -> Any:
-    """``settings.RAMPUP[name]``, else ``rampup.django.defaults.<name>``, else the Settings
+    """``settings.RAMPUP[name]``, else ``rampup.django.defaults.<name>``, else the Options
     field's default (else ``default``)."""
     value = _user_settings().get(name, _MISSING)
     if value is not _MISSING:
@@ -89,8 +87,8 @@ def _secret_key() -> str | None:
     return key or None
 
 
-def build_settings() -> Settings:
-    """:class:`Settings` from ``settings.RAMPUP``; ImproperlyConfigured on a bad value."""
+def build_settings() -> Options:
+    """:class:`~rampup.Options` from ``settings.RAMPUP``; ImproperlyConfigured on a bad value."""
     options = {name.lower(): get_setting(name) for name in _FIELDS}
     options["user"] = _imported(options["user"], "USER")
     if options["user"] is not None and not callable(options["user"]):
@@ -105,7 +103,7 @@ def build_settings() -> Settings:
     if options["framework_secret"] is None:
         options["framework_secret"] = _secret_key()
     try:
-        return Settings.from_options(options, where="RAMPUP key")
+        return Options.from_options(options, where="RAMPUP key")
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"settings.RAMPUP: {exc}") from exc
 

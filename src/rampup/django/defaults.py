@@ -1,7 +1,7 @@
 """Defaults for the ``RAMPUP = {...}`` setting, one constant per key (as django-waffle does).
 
-Keys are the upper-cased fields of :class:`rampup._request.Settings`, plus ``FLAGS``. A key
-not listed here falls back to the Settings field's own default (see ``conf.get_setting``).
+Keys are the upper-cased fields of :class:`rampup.Options`, plus ``FLAGS``. A key
+not listed here falls back to the Options field's own default (see ``conf.get_setting``).
 """
 
 from __future__ import annotations

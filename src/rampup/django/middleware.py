@@ -2,7 +2,7 @@
 
 A plain class (no ``MiddlewareMixin``), both ``sync_capable`` and ``async_capable``, so Django
 never adapts it between sync and async under WSGI or ASGI. Per request it builds a
-:class:`~rampup._request.RequestFlags` over a lazy view of ``request.META``, binds it as
+:class:`~rampup.lifecycle.RequestFlags` over a lazy view of ``request.META``, binds it as
 ``rampup.flags`` and ``request.flags``, and on the way out sets the anonymous id cookie (only
 if a split used it) and reports the outcome to listeners. It translates; it never decides.
 """
@@ -16,15 +16,8 @@ from weakref import ReferenceType, ref
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from .._request import RequestFlags, Runtime
-from ..context import Flags, _current, unbind
-from ..subject import (
-    _ATTRIBUTE_KEYS,
-    ViewAttributes,
-    attribute_environ_key,
-    environ_key,
-    find_cookie,
-)
+from ..lifecycle import RequestFlags, bind, unbind
+from ..subject import MAX_HEADER, environ_key, find_cookie
 from .conf import build_runtime
 
 __all__ = ["META_KEY", "DjangoView", "RampupMiddleware"]
@@ -34,12 +27,10 @@ log = logging.getLogger("rampup")
 #: where the request's Flags is also stored: ``request.META`` (the WSGI environ under WSGI,
 #: so it is the same key ``rampup.wsgi`` uses, and an outer rampup middleware is reused)
 META_KEY = "rampup.flags"
-#: header values longer than this are not ids or attributes worth comparing; ignored
-MAX_HEADER = 8 * 1024
 _ERROR_ATTR = "_rampup_error"
 
 
-class DjangoView(ViewAttributes):
+class DjangoView:
     """A :class:`~rampup.subject.RequestView` over an ``HttpRequest``; reads ``META`` lazily.
 
     It holds the request weakly: the request holds its Flags (``request.flags``), and a strong
@@ -61,17 +52,6 @@ class DjangoView(ViewAttributes):
     def _meta(self) -> dict[str, Any]:
         request = self._ref()
         return request.META if request is not None else {}
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """The attribute ``name``, or ``default``; ``header.<name>`` straight from META, not
-        through :meth:`header`: a subclass that overrides ``header`` must override this too."""
-        key = _ATTRIBUTE_KEYS.get(name)  # attribute_environ_key's memo, read here first
-        if key is None:
-            key = attribute_environ_key(name)
-        if not key:
-            return ViewAttributes.get(self, name, default)
-        value = self._meta().get(key)
-        return default if value is None or len(value) > MAX_HEADER else value
 
     def header(self, name: str) -> str | None:
         """The header's value from ``request.META``, or None if absent or oversized."""
@@ -126,17 +106,17 @@ class RampupMiddleware:
     """Add ``"rampup.django.RampupMiddleware"`` to ``MIDDLEWARE`` and set
     ``RAMPUP = {"FLAGS": BASE_DIR / "flags.toml", ...}``.
 
-    Views read ``request.flags`` or ``rampup.flags``. Each instance holds one
-    :class:`~rampup._request.Runtime` (flag source and settings), built from the settings when
-    Django loads its middleware, so a bad setting fails at startup, not on a request.
+    Views read ``request.flags`` or ``rampup.flags``. Each instance holds one request runtime
+    (flag source and :class:`~rampup.Options`), built from the settings when Django loads its
+    middleware, so a bad setting fails at startup, not on a request.
     """
 
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[Any], Any], runtime: Runtime | None = None) -> None:
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
-        self.runtime = runtime if runtime is not None else build_runtime()
+        self.runtime = build_runtime()
         self._async = iscoroutinefunction(get_response)
         if self._async:
             # Tells Django's handler this instance returns a coroutine: no adaptation layer.
@@ -145,38 +125,24 @@ class RampupMiddleware:
     def __call__(self, request: Any) -> Any:
         if self._async:
             return self._acall(request)
-        meta = request.META
-        if META_KEY in meta:  # an outer rampup middleware (wsgi, or listed twice) bound it
-            request.flags = meta[META_KEY]
-            return self.get_response(request)
         f = self._open(request)
-        if f is None:
-            return self._without_runtime(request)
-        token = _current.set(f)
+        if f is None:  # an outer rampup middleware (wsgi, or listed twice) bound it
+            return self.get_response(request)
+        token = bind(f)
         try:
             response = self.get_response(request)
         except BaseException as exc:  # not Django's handler below us: report, re-raise as is
             self.runtime.finish(f, None, exc)
             raise
         finally:
-            _current.reset(token)  # same thread and context: cannot fail
-        if f.minted is None and f.override_state is None and self._plain(response):
-            return response
+            unbind(token)
         return self._respond(f, request, response)
 
     async def _acall(self, request: Any) -> Any:
-        meta = request.META
-        if META_KEY in meta:
-            request.flags = meta[META_KEY]
-            return await self.get_response(request)
         f = self._open(request)
         if f is None:
-            token = _current.set(self._fallback(request))
-            try:
-                return await self.get_response(request)
-            finally:
-                unbind(token)
-        token = _current.set(f)
+            return await self.get_response(request)
+        token = bind(f)
         try:
             response = await self.get_response(request)
         except BaseException as exc:
@@ -184,117 +150,79 @@ class RampupMiddleware:
             raise
         finally:
             unbind(token)
-        if f.minted is None and f.override_state is None and self._plain(response):
-            return response
         return self._respond(f, request, response)
 
     def process_exception(self, request: Any, exception: Exception) -> None:
         """Remember a view's exception for listeners; Django handles it as usual (None)."""
         request.__dict__[_ERROR_ATTR] = exception
 
-    # -- internals -------------------------------------------------------------------------
     def _open(self, request: Any) -> RequestFlags | None:
-        try:
-            # Weakly, like DjangoView: request.flags -> Flags -> request would be a cycle.
-            f = self.runtime.opener(ref(request), DjangoView)
-        except Exception:
-            log.exception("rampup: could not open the request; serving it with default flags")
+        """The request's new Flags, or None when an outer rampup middleware opened it."""
+        meta = request.META
+        if META_KEY in meta:
+            request.flags = meta[META_KEY]
             return None
-        request.flags = f
-        request.META[META_KEY] = f
+        # Weakly, like DjangoView: request.flags -> Flags -> request would be a cycle.
+        f = request.flags = meta[META_KEY] = self.runtime.open(ref(request), DjangoView)
         return f
-
-    def _fallback(self, request: Any) -> Flags:
-        # Views still find request.flags and rampup.flags; every flag serves its default.
-        f = Flags(self.runtime.source.snapshot)
-        request.flags = f
-        return f
-
-    def _without_runtime(self, request: Any) -> Any:
-        token = _current.set(self._fallback(request))
-        try:
-            return self.get_response(request)
-        finally:
-            unbind(token)
-
-    def _plain(self, response: Any) -> bool:
-        """True when the response needs nothing from rampup whatever was read: no headers
-        due in any case, no listener to tell, not streamed."""
-        runtime = self.runtime
-        return not (
-            runtime.eager_headers or runtime.needs_end or getattr(response, "streaming", False)
-        )
 
     def _respond(self, f: RequestFlags, request: Any, response: Any) -> Any:
-        runtime = self.runtime
-        try:
-            extra = runtime.response_headers(f) if runtime.has_headers(f) else ()
-            for name, value in extra:
-                if name.lower() != "set-cookie":
+        extra = self.runtime.headers(f)
+        if extra is not None:
+            try:
+                for c in extra.cookies:  # set_cookie: Django keeps one Set-Cookie per name
+                    response.set_cookie(
+                        c.name,
+                        c.value,
+                        max_age=c.max_age,
+                        path=c.path,
+                        domain=c.domain,
+                        secure=c.secure,
+                        httponly=c.httponly,
+                        samesite=c.samesite,
+                    )
+                for name, value in extra.headers:
                     response[name] = value
-                elif f.minted is not None and value.startswith(
-                    f"{runtime.settings.cookie_name}={f.minted}"
-                ):
-                    # set_cookie, not a raw header: Django keeps one Set-Cookie per name.
-                    self._set_anonymous_cookie(f, request, response)
-                else:  # another cookie (e.g. from overrides): Django's SimpleCookie parses it
-                    response.cookies.load(value)
-            if getattr(response, "streaming", False):
-                _keep_bound_while_streaming(f, response)
-        except Exception:
-            log.exception("rampup: could not add rampup's response headers; sent without them")
-        if runtime.needs_end:
-            error = request.__dict__.get(_ERROR_ATTR)
-            runtime.finish(f, getattr(response, "status_code", None), error)
+            except Exception:
+                log.exception("rampup: could not add rampup's response headers; sent without")
+        if getattr(response, "streaming", False):
+            _keep_bound_while_streaming(f, response)
+        if self.runtime.needs_end:
+            status = getattr(response, "status_code", None)
+            self.runtime.finish(f, status, request.__dict__.get(_ERROR_ATTR))
         return response
 
-    def _set_anonymous_cookie(self, f: RequestFlags, request: Any, response: Any) -> None:
-        s = self.runtime.settings
-        secure = s.cookie_secure
-        response.set_cookie(
-            s.cookie_name,
-            f.minted,
-            max_age=s.cookie_max_age,
-            path=s.cookie_path,
-            domain=s.cookie_domain,
-            secure=request.is_secure() if secure is None else secure,
-            httponly=True,
-            samesite=s.cookie_samesite,
-        )
 
-
-def _keep_bound_while_streaming(f: Flags, response: Any) -> None:
+def _keep_bound_while_streaming(f: RequestFlags, response: Any) -> None:
     """A streaming body runs after the middleware returned: bind ``rampup.flags`` around each
     chunk so generators can still read flags. FileResponse's file is left alone (sendfile)."""
     if getattr(response, "file_to_stream", None) is not None:
         return
-    if response.is_async:
-        response.streaming_content = _abound(f, response.streaming_content)
-    else:
-        response.streaming_content = _bound(f, response.streaming_content)
+    wrap: Any = _abound if response.is_async else _bound
+    response.streaming_content = wrap(f, response.streaming_content)
 
 
-def _bound(f: Flags, content: Iterator[bytes]) -> Iterator[bytes]:
+def _bound(f: RequestFlags, content: Iterator[bytes]) -> Iterator[bytes]:
     it = iter(content)
     while True:
-        token = _current.set(f)
+        token = bind(f)
         try:
             chunk = next(it)
         except StopIteration:
             return
         finally:
-            _current.reset(token)
+            unbind(token)
         yield chunk
 
 
-async def _abound(f: Flags, content: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _abound(f: RequestFlags, content: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     it = aiter(content)
     while True:
-        token = _current.set(f)
+        token = bind(f)
         try:
             chunk = await anext(it)
         except StopAsyncIteration:
             return
         finally:
-            _current.reset(token)
+            unbind(token)
         yield chunk

@@ -16,7 +16,7 @@ from typing import Any
 
 from django import template  # type: ignore[import-untyped]
 
-from ...context import Flags, _current
+from ...context import Flags, current_or_none
 from ..decorators import served
 
 __all__ = ["FlagNode", "register"]
@@ -32,7 +32,7 @@ def flags_in(context: Any) -> Flags | None:
     f = getattr(request, "flags", None) if request is not None else None
     if isinstance(f, Flags):
         return f
-    f = _current.get(None)
+    f = current_or_none()
     if f is None:
         log.warning(
             "rampup: a template read a flag outside a request (no request.flags and "
