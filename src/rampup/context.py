@@ -18,7 +18,7 @@ from .engine import Snapshot, unknown_flag
 from .errors import UnboundFlagsError
 from .model import Decision, Reason, Subject
 
-__all__ = ["Flags", "Listener", "bind", "current", "flags"]
+__all__ = ["Flags", "Listener", "bind", "current", "current_or_none", "flags"]
 
 log = logging.getLogger("rampup")
 
@@ -147,7 +147,11 @@ class Flags:
             d = snapshot._constants.get(key)
             if d is None:
                 ev = snapshot._evaluators.get(key)
-                if ev is None:
+                if ev is None and type(snapshot) is not Snapshot:
+                    # A Snapshot subclass that decides by itself (rampup.openfeature's
+                    # OpenFeatureBackend): through its public evaluate, with the override.
+                    d = snapshot.evaluate(key, self.subject, None, self.override_for(key))
+                elif ev is None:
                     d = unknown_flag(key)
                 else:
                     try:
@@ -224,6 +228,18 @@ def current() -> Flags:
             if f is not None:
                 return f
         raise UnboundFlagsError(_UNBOUND) from None
+
+
+def current_or_none() -> Flags | None:
+    """The Flags of the current request, or None outside one (never raises; for code that
+    runs both in and out of requests, e.g. rampup.openfeature's provider)."""
+    f = _current.get(None)
+    if f is not None or not _fallbacks:
+        return f
+    try:
+        return current()
+    except UnboundFlagsError:
+        return None
 
 
 def bind(f: Flags) -> Token[Flags]:
