@@ -1,4 +1,4 @@
-"""The ``rampup`` command: check, explain, simulate, sign, refs, demo.
+"""The ``rampup`` command: check, explain, simulate, sign, refs, demo, import.
 
 Each command lives in its own module with ``register(subparsers)``; user errors exit with a
 message and a status (1: the input is invalid; 2: usage), never a traceback.
@@ -16,7 +16,7 @@ from ..errors import ConfigError
 
 __all__ = ["CommandError", "main"]
 
-COMMANDS = ("check", "explain", "simulate", "sign", "refs", "demo")
+COMMANDS = ("check", "explain", "simulate", "sign", "refs", "demo", "import_flagd")
 
 
 class CommandError(Exception):
