@@ -25,7 +25,7 @@ from .engine import Snapshot
 from .errors import MissingDependency
 from .model import Decision, Flag, Reason, Subject
 from .sources import FileSource, Source, as_source
-from .subject import clean_key
+from .subject import MAX_KEY
 
 try:
     from openfeature import api
@@ -55,6 +55,7 @@ log = logging.getLogger("rampup")
 OVERRIDE = "OVERRIDE"
 
 _EMPTY_METADATA: Mapping[str, Any] = {}
+_NOBODY = Subject(None)
 
 
 class StatusSource(Protocol):
@@ -81,17 +82,24 @@ class StatusSource(Protocol):
 def subject_of(context: EvaluationContext | None) -> Subject:
     """The rampup Subject for an OpenFeature evaluation context: ``targeting_key`` is the
     subject key, the other attributes its attributes. Raises ValueError for a context that
-    cannot be one (a targeting key that is not a printable string of at most 256 characters,
-    attributes that are not a mapping)."""
+    cannot be one (a targeting key that is not a printable string of at most 256 characters
+    without surrounding spaces, attributes that are not a mapping)."""
     if context is None:
-        return Subject(None)
+        return _NOBODY
     key = context.targeting_key
     attributes = context.attributes
-    if not isinstance(attributes, Mapping):
+    if type(attributes) is not dict and not isinstance(attributes, Mapping):
         raise ValueError(f"attributes must be a mapping, got {type(attributes).__name__}")
-    if key is None or key == "":
+    if not key:
         return Subject(None, attributes)
-    if not isinstance(key, str) or clean_key(key) != key:
+    # clean_key's test, unrolled (this runs per evaluation): isprintable() rules out every
+    # whitespace but the ASCII space, so a strip() can only remove spaces at the ends
+    if (
+        type(key) is not str
+        or len(key) > MAX_KEY
+        or not key.isprintable()
+        or " " in (key[0], key[-1])
+    ):
         raise ValueError(
             "targeting_key must be a printable string of at most 256 characters without "
             f"surrounding spaces, got {str(key)[:60]!r}"
@@ -158,9 +166,11 @@ class RampupProvider(AbstractProvider):
         self._seen = self.source.snapshot
         self._status = _status_of(self.source)
         self._stop: threading.Event | None = None
-        #: (snapshot, flag key, rule index) -> the flag metadata of such an evaluation
-        self._meta_for: Snapshot | None = None
+        #: per snapshot: (flag key, rule index) -> the flag metadata of such an evaluation, and
+        #: per type, id(Decision) -> (Decision, its answer); renewed with each snapshot
+        self._cached_for: Snapshot | None = None
         self._meta: dict[tuple[str, int | None], Mapping[str, Any]] = {}
+        self._cache: dict[str, dict[int, tuple[Decision, FlagResolutionDetails[Any]]]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def get_metadata(self) -> Metadata:
@@ -269,10 +279,7 @@ class RampupProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
         """Decide a float flag (an integer value is served as a float)."""
-        details = self._resolve(flag_key, default_value, evaluation_context, "float")
-        if details.error_code is None and _is_int(details.value):
-            details.value = float(details.value)
-        return details
+        return self._resolve(flag_key, default_value, evaluation_context, "float")
 
     def resolve_object_details(
         self,
@@ -288,6 +295,8 @@ class RampupProvider(AbstractProvider):
     ) -> FlagResolutionDetails[Any]:
         try:
             snapshot = self.source.snapshot
+            if snapshot is not self._cached_for:  # a new snapshot: start the caches afresh
+                self._renew(snapshot)
             flag = snapshot.flags.get(key)
             if flag is None:
                 return _error(default, ErrorCode.FLAG_NOT_FOUND, f"rampup: no flag {key!r}")
@@ -296,19 +305,32 @@ class RampupProvider(AbstractProvider):
             except ValueError as exc:
                 return _error(default, ErrorCode.INVALID_CONTEXT, f"rampup: {exc}")
             d = snapshot.evaluate(key, subject, None, _request_override(key))
+            # The engine returns prebuilt Decisions: their answer is built once per snapshot.
+            cache = self._cache[kind]
+            hit = cache.get(id(d))
+            if hit is not None and hit[0] is d:
+                return hit[1]
             if not _CHECKS[kind](d.value):
                 return _error(
                     default,
                     ErrorCode.TYPE_MISMATCH,
                     f"rampup: flag {key!r} serves {type(d.value).__name__}, not {kind}",
                 )
-            return self._details(snapshot, flag, d, default)
+            details = self._details(snapshot, flag, d, default, kind)
+            if details.error_code is None and details.reason != OFReason.DISABLED:
+                cache[id(d)] = (d, details)  # not the caller's default: the same every time
+            return details
         except Exception as exc:  # the SDK would log and return the default at ~90 µs
             log.exception("rampup: resolving flag %r for OpenFeature failed", key)
             return _error(default, ErrorCode.GENERAL, f"rampup: {exc!r}")
 
+    def _renew(self, snapshot: Snapshot) -> None:
+        self._cache = {kind: {} for kind in _CHECKS}
+        self._meta = {}
+        self._cached_for = snapshot
+
     def _details(
-        self, snapshot: Snapshot, flag: Flag, d: Decision, default: Any
+        self, snapshot: Snapshot, flag: Flag, d: Decision, default: Any, kind: str
     ) -> FlagResolutionDetails[Any]:
         reason = d.reason
         if reason is Reason.KILLED:
@@ -330,16 +352,17 @@ class RampupProvider(AbstractProvider):
             of_reason = OVERRIDE
         else:  # ERROR: the engine logged it and served the flag's default variant
             return _error(default, ErrorCode.GENERAL, f"rampup: {d.detail}")
+        value = d.value
+        if kind == "float" and _is_int(value):
+            value = float(value)
         return FlagResolutionDetails(
-            value=d.value,
+            value=value,
             reason=of_reason,
             variant=d.variant,
             flag_metadata=self._flag_metadata(snapshot, flag, d.rule_index),
         )
 
     def _flag_metadata(self, snapshot: Snapshot, flag: Flag, rule: int | None) -> Mapping[str, Any]:
-        if self._meta_for is not snapshot:  # a new snapshot: its version may differ too
-            self._meta, self._meta_for = {}, snapshot
         meta = self._meta.get((flag.key, rule))
         if meta is None:
             built: dict[str, Any] = dict(flag.metadata)
