@@ -281,3 +281,29 @@ def test_context_and_variant_text() -> None:
         "3",
         '{"a":[2],"b":1}',
     ]
+
+
+def test_override_values_follow_the_flag_type() -> None:
+    """An override's value is read from the variant name by the flag's type: on/off for
+    booleans, numbers, JSON objects; a name that does not parse is served as itself."""
+    backend = OpenFeatureBackend(
+        api.get_client(),
+        types={"n": "integer", "r": "float", "o": "object", "s": "string"},
+        transaction_context=False,
+    )
+    snap, nobody = backend.snapshot, Subject(None)
+    served = {
+        (key, variant): snap.evaluate(key, nobody, None, variant).value
+        for key, variant in [
+            ("b", "on"), ("n", "3"), ("n", "three"), ("r", "0.5"), ("o", '{"a": 1}'), ("s", "on"),
+        ]
+    }  # fmt: skip
+    assert served == {
+        ("b", "on"): True,
+        ("n", "3"): 3,
+        ("n", "three"): "three",
+        ("r", "0.5"): 0.5,
+        ("o", '{"a": 1}'): {"a": 1},
+        ("s", "on"): "on",
+    }
+    assert snap.override_refusal("anything", "any") is None

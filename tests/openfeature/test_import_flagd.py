@@ -9,8 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import rampup
 from rampup import Subject
+from rampup.cli.import_flagd import convert, to_toml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 FLAGD: dict[str, Any] = {
     "$schema": "https://flagd.dev/schema/v0/flags.json",
@@ -138,3 +146,95 @@ def test_options_are_not_abbreviated(tmp_path: Path) -> None:
     proc = rampup_cli("import", "flagd", "flagd.json", "--out", "x.toml", cwd=tmp_path)
     assert proc.returncode == 2
     assert not (tmp_path / "x.toml").exists()
+
+
+BOOL = {"variants": {"on": True, "off": False}, "defaultVariant": "off"}
+
+
+def _with(targeting: Any) -> dict[str, Any]:
+    return {"flags": {"f": {**BOOL, "targeting": targeting}}}
+
+
+def var(name: str) -> dict[str, Any]:
+    return {"var": name}
+
+
+@pytest.mark.parametrize(
+    ("doc", "why"),
+    [
+        ({"flags": {"f": "x"}}, "not an object"),
+        ({"flags": {"f": {"defaultVariant": "a"}}}, "no variants"),
+        ({"flags": {"f": {"variants": {"a": 1, "b": 2}}}}, "no defaultVariant"),
+        ({"flags": {"f": {**BOOL, "state": "PAUSED"}}}, "unknown state 'PAUSED'"),
+        ({"flags": {"f": {**BOOL, "metadata": {"x": [1]}}}}, "metadata values must be"),
+        ({"flags": {"f": {**BOOL, "defaultVariant": "nope"}}}, "not a variant of this flag"),
+        (_with(["on"]), "is not an if/fractional/variant"),
+        (_with({"cat": ["a"]}), "operator 'cat' at the top"),
+        (_with({"if": [{"==": [var("a"), 1]}, {"if": []}]}), "a branch serving"),
+        (_with({"fractional": []}), "fractional without buckets"),
+        (_with({"fractional": [{"cat": [var("a")]}, ["on", 1]]}), "where a {'var': ...}"),
+        (_with({"fractional": [[1, 2]]}), "fractional bucket"),
+        (_with({"fractional": [["on", "x"]]}), "fractional weight"),
+        (_with({"fractional": [["on", 0], ["off", 0]]}), "sum to 0"),
+        (_with({"if": ["yes", "on"]}), 'condition "yes"'),
+        (_with({"if": [{"$ref": "nope"}, "on"]}), "undefined evaluator"),
+        (_with({"if": [{"!": var("a")}, "on"]}), "operator '!'"),
+        (_with({"if": [{"==": [var("a"), var("b")]}, "on"]}), "one side must be a var"),
+        (_with({"if": [{"==": [var("a"), [1]]}, "on"]}), "== against [1]"),
+        (_with({"if": [{"<": [var("a"), "x"]}, "on"]}), "rampup compares numbers"),
+        (_with({"if": [{"in": [var("a"), [{"x": 1}]]}, "on"]}), "in against"),
+        (_with({"if": [{"==": [{"var": ["a", 1]}, 1]}, "on"]}), "var with a default"),
+        (_with({"if": [{"==": [{"var": 3}, 1]}, "on"]}), "var 3"),
+        (
+            _with({"if": [{"or": [{"==": [var(f"a{i}"), 1]} for i in range(33)]}, "on"]}),
+            "expanding to 33 rules",
+        ),
+    ],
+)
+def test_what_does_not_map_says_why(doc: dict[str, Any], why: str) -> None:
+    """Each unmappable construct leaves the flag out, with a reason naming it."""
+    flags, skipped, _ = convert(doc)
+    assert flags == {}
+    assert len(skipped) == 1
+    assert why in skipped[0][1]
+
+
+def test_more_that_maps() -> None:
+    """A range (a < var < b), a value on the left, an else with a split, bucketing by an
+    attribute, document-level entries listed, TOML keys quoted where needed."""
+    doc = {
+        "flags": {
+            "f.x": {
+                **BOOL,
+                "targeting": {
+                    "if": [
+                        {"<": [18, var("age"), 65]},
+                        "on",
+                        {"==": ["gold", var("tier")]},
+                        None,
+                        {"<": [100, var("score")]},
+                        "on",
+                        {"fractional": [var("team"), ["on", 50], ["off", 50]]},
+                    ]
+                },
+            }
+        },
+        "metadata": {"flagSetId": "x"},
+    }
+    flags, skipped, _ = convert(doc)
+    assert skipped == [("[metadata]", "document-level entries are not converted")]
+    rules = flags["f.x"]["rules"]
+    assert rules[0]["conditions"] == [
+        {"attribute": "age", "op": "gt", "value": 18},
+        {"attribute": "age", "op": "lt", "value": 65},
+    ]
+    assert rules[1] == {
+        "conditions": [{"attribute": "tier", "op": "equals", "value": "gold"}],
+        "serve": "off",
+    }
+    assert rules[2]["conditions"] == [{"attribute": "score", "op": "gt", "value": 100}]
+    assert rules[3] == {"bucket_by": "team", "split": {"on": 50, "off": 50}}
+    text = to_toml(flags)
+    assert '[flags."f.x"]' in text
+    assert rampup.load(tomllib.loads(text)).flags["f.x"].rules[3].split is not None
+    assert to_toml({}).endswith("flags = {}\n")
