@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from .context import current_or_none
@@ -166,6 +169,7 @@ class RampupProvider(AbstractProvider):
         self._seen = self.source.snapshot
         self._status = _status_of(self.source)
         self._stop: threading.Event | None = None
+        self._fork_safe = False
         #: per snapshot: (flag key, rule index) -> the flag metadata of such an evaluation, and
         #: per type, id(Decision) -> (Decision, its answer); renewed with each snapshot
         self._cached_for: Snapshot | None = None
@@ -192,6 +196,13 @@ class RampupProvider(AbstractProvider):
         self._status = _status_of(source)
         if self._status == "error":
             raise ProviderNotReadyError("rampup: the source has no flags to serve (status error)")
+        self._start_events()
+        if not self._fork_safe:  # threads do not survive fork(): restart ours in the child
+            self._fork_safe = True
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=partial(_after_fork, weakref.ref(self)))
+
+    def _start_events(self) -> None:
         stop = self._stop = threading.Event()
         threading.Thread(
             target=self._watch, args=(stop,), name="rampup-openfeature-events", daemon=True
@@ -304,7 +315,10 @@ class RampupProvider(AbstractProvider):
                 subject = subject_of(context)
             except ValueError as exc:
                 return _error(default, ErrorCode.INVALID_CONTEXT, f"rampup: {exc}")
-            d = snapshot.evaluate(key, subject, None, _request_override(key))
+            # inside a rampup request, its QA overrides apply (None outside one)
+            request = current_or_none()
+            override = None if request is None else request.override_for(key)
+            d = snapshot.evaluate(key, subject, None, override)
             # The engine returns prebuilt Decisions: their answer is built once per snapshot.
             cache = self._cache[kind]
             hit = cache.get(id(d))
@@ -380,11 +394,18 @@ def _splits_by_key(flag: Flag, index: int) -> bool:
     return split is not None and split.bucket_by == "key"
 
 
-def _request_override(key: str) -> str | None:
-    """The variant a QA override of the current rampup request forces for ``key``, if the
-    provider is called inside one."""
-    f = current_or_none()
-    return None if f is None else f.override_for(key)
+def _after_fork(ref: weakref.ref[RampupProvider]) -> None:
+    """In a forked child (gunicorn --preload), restart an initialized provider's threads: the
+    file watcher it manages and its event thread."""
+    provider = ref()
+    if provider is None or provider._stop is None:  # gone, or shut down
+        return
+    try:
+        if isinstance(provider.source, FileSource):
+            provider.source.start()
+        provider._start_events()
+    except Exception:  # pragma: no cover - a thread that cannot start
+        log.exception("rampup: restarting the OpenFeature provider after fork failed")
 
 
 def _status_of(source: Any) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +247,34 @@ def test_file_source_gets_exactly_one_watcher(tmp_path: Path) -> None:
     while source.reloads == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert api.get_client().get_boolean_value("a", True) is False
+
+
+def test_threads_restart_in_a_forked_child(tmp_path: Path) -> None:
+    """After fork() (gunicorn --preload), the child has the provider's file watcher and event
+    thread again, and sees a later edit of the flag file."""
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork()")
+    path = tmp_path / "forked.toml"
+    path.write_text('[flags.a]\ndefault = "on"\n')
+    api.set_provider_and_wait(RampupProvider(path, interval=0.01))
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running pytest's teardown
+        try:
+            names = {t.name for t in threading.enumerate()}
+            path.write_text('[flags.a]\ndefault = "off"\n')
+            deadline = time.monotonic() + 10
+            value = True
+            while value and time.monotonic() < deadline:
+                time.sleep(0.02)
+                value = api.get_client().get_boolean_value("a", True)
+            ok = {"rampup-watch:forked.toml", "rampup-openfeature-events"} <= names
+            os.write(write, b"ok" if ok and value is False else repr((names, value)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as fh:
+        assert fh.read() == b"ok"
