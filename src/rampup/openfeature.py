@@ -158,6 +158,10 @@ class RampupProvider(AbstractProvider):
     in a new snapshot; ``PROVIDER_STALE`` / ``PROVIDER_READY`` / ``PROVIDER_ERROR`` when its
     ``status`` changes (see :class:`StatusSource`). A thread started by ``initialize`` checks
     every ``interval`` seconds; :meth:`poll` checks now.
+
+    Answers that do not depend on the caller's default are built once per prebuilt rampup
+    Decision and shared between calls: treat a ``resolve_*_details`` result as read-only (the
+    SDK's client copies it into the details it returns).
     """
 
     def __init__(self, source: Any, *, interval: float = 0.5, name: str = "rampup") -> None:
