@@ -14,16 +14,23 @@ Floors: no-op call, dict lookup, blake2b bucket (rampup's hash), sha1 bucket (La
 Each timeit loop passes over 10,000 distinct user ids (every 5th with an @example.com e-mail),
 GC enabled; the value is the median of --rounds interleaved rounds.
 
-Usage: python bench/bench_eval.py [--rounds 5] [--target 0.2] [--quick] [--out eval.json]
+With ``--ab REF`` (a git ref of this repository, e.g. ``main``), the same cases are also timed
+through that commit's engine, imported from a ``git archive`` of its ``src/rampup`` under the
+name ``rampup_ref``, in the same rounds: an A/B of two versions of the code on one machine.
+
+Usage: python bench/bench_eval.py [--rounds 5] [--target 0.2] [--quick] [--ab REF] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
+import subprocess
 import sys
+import tempfile
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness as h
 
 import rampup
-from rampup import Flags, Subject
+from rampup import Subject
 
 CASES = {
     "a": ("flag_a", "(a) on for all"),
@@ -57,14 +64,30 @@ SIZE_TOLERANCE = 0.10  # 10 and 10,000 flags within 10 % of each other
 EXPECTED_ON = {"a": 1.0, "b": 0.10, "c": 0.28}
 
 
-def snapshot_with(n_flags: int) -> rampup.Snapshot:
-    """The three case flags plus synthetic ones, ``n_flags`` in all."""
+def snapshot_with(n_flags: int, package: Any = rampup) -> Any:
+    """The three case flags plus synthetic ones, ``n_flags`` in all, loaded by ``package``."""
     data = h.synthetic_flags(n_flags - len(CASE_FLAGS))
     data["segments"].update(CASE_SEGMENTS)
     data["flags"].update(CASE_FLAGS)
-    snap = rampup.load(data)
+    snap = package.load(data)
     assert len(snap) == n_flags, len(snap)
     return snap
+
+
+def import_ref(ref: str) -> Any:
+    """The rampup package as of git ``ref``, imported as ``rampup_ref`` (its imports are all
+    relative, so it loads beside the working copy's)."""
+    root = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tmp = tempfile.mkdtemp(prefix="rampup-ab-")
+    archive = subprocess.run(
+        ["git", "-C", root, "archive", ref, "src/rampup"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+    os.rename(os.path.join(tmp, "src", "rampup"), os.path.join(tmp, "rampup_ref"))
+    sys.path.insert(0, tmp)
+    return importlib.import_module("rampup_ref")
 
 
 def floors(users: list[tuple[str, str]]) -> dict[str, Any]:
@@ -113,18 +136,19 @@ def floors(users: list[tuple[str, str]]) -> dict[str, Any]:
 CASE_FLOOR = {"a": "dict lookup", "b": "blake2b bucket", "c": "blake2b + endswith (case c)"}
 
 
-def paths(snap: rampup.Snapshot, key: str) -> dict[str, Any]:
+def paths(snap: Any, key: str, package: Any = rampup) -> dict[str, Any]:
     """The three call paths for one flag, each ``f(arg)`` like the floors."""
     evaluate = snap.evaluate
+    subject_cls, flags_cls = package.Subject, package.Flags  # this package's own classes
 
     def prebuilt(s: Subject) -> rampup.Decision:
         return evaluate(key, s)
 
     def full(u: tuple[str, str]) -> rampup.Decision:
-        return evaluate(key, Subject(u[0], {"email": u[1]}))
+        return evaluate(key, subject_cls(u[0], {"email": u[1]}))
 
     def flags(u: tuple[str, str]) -> bool:
-        return Flags(snap, Subject(u[0], {"email": u[1]})).enabled(key)
+        return flags_cls(snap, subject_cls(u[0], {"email": u[1]})).enabled(key)
 
     return {"prebuilt": prebuilt, "full": full, "flags": flags}
 
@@ -167,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     ap.add_argument("--target", type=float, default=0.2, help="seconds per timeit loop")
     ap.add_argument("--quick", action="store_true", help="3 rounds of 0.05 s: validates, noisy")
+    ap.add_argument("--ab", metavar="REF", help="also time this git ref's engine (e.g. main)")
     ap.add_argument("--out", help="also write the raw samples as JSON here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -186,6 +211,15 @@ def main(argv: list[str] | None = None) -> int:
             for path, fn in paths(snap, key).items():
                 name = f"{c}|{n}|{path}"
                 items[name] = h.Item(name, fn, subjects if path == "prebuilt" else users)
+    ref_pkg = import_ref(args.ab) if args.ab else None
+    if ref_pkg is not None:
+        ref_subjects = [ref_pkg.Subject(uid, {"email": email}) for uid, email in users]
+        for n in SIZES:
+            ref_snap = snapshot_with(n, ref_pkg)
+            for c, (key, _) in CASES.items():
+                for path, fn in paths(ref_snap, key, ref_pkg).items():
+                    name = f"{c}|{n}|{path}|ref"
+                    items[name] = h.Item(name, fn, ref_subjects if path == "prebuilt" else users)
     h.log(f"timing {len(items)} items x {args.rounds} rounds...")
     h.run_rounds(list(items.values()), args.rounds, args.target)
 
@@ -227,6 +261,19 @@ def main(argv: list[str] | None = None) -> int:
             if verdict == "MISS":
                 misses.append(f"{label} {path}: 10,000/10 flags = {r:.3f}")
             print(f"  {label:22s} {path:9s} {r:6.3f}  {verdict}")
+
+    if ref_pkg is not None:
+        print(f"\nA/B: this working copy vs {args.ab} (same rounds; ratio < 1: this copy faster)")
+        print(f"| case | flags | path | this µs | {args.ab} µs | this / {args.ab} |")
+        print("|---|---:|---|---:|---:|---:|")
+        for c, (_, label) in CASES.items():
+            for n in SIZES:
+                for path in PATHS:
+                    new, old = items[f"{c}|{n}|{path}"], items[f"{c}|{n}|{path}|ref"]
+                    print(
+                        f"| {label} | {n:,} | {path} | {new.median:.3f} | {old.median:.3f} "
+                        f"| {h.same_round_ratio(new, old):.3f} |"
+                    )
 
     print("\nsemantics (10,000 users):")
     print("\n".join(sem_lines))

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import rampup
 from rampup import Reason, Subject
-from rampup.bucketing import ALGORITHM, bucket, bucketer, two_way
+from rampup.bucketing import ALGORITHM, bucket, bucketer
 from rampup.model import BUCKETS
 
 # (salt, key, BLAKE2b-64 digest as hex, bucket): algorithm v1.
@@ -281,11 +281,3 @@ def test_monotonic_property(low: int, extra: int, off_first: tuple[bool, bool]) 
     assert on_low <= on_high
     fast = bucketer("f")
     assert on_low == {k for k in keys if fast(k) < low}
-
-
-@settings(max_examples=200)
-@given(st.text(max_size=40), st.text(min_size=1, max_size=40), st.integers(0, 10_000))
-def test_two_way_matches_bucket(salt: str, key: str, bound: int) -> None:
-    """The inlined on/off chooser the engine uses gives exactly bucket() < bound."""
-    choose = two_way(salt, bound, "below", "rest")
-    assert choose(key) == ("below" if bucket(salt, key) < bound else "rest")

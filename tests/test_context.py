@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import logging
 import threading
-from collections import Counter
-from collections.abc import Callable
-from types import MappingProxyType
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -31,23 +28,46 @@ FLAGS = {
 }
 
 
-def counting(snap: Snapshot) -> tuple[Snapshot, Counter[str]]:
-    """A copy of ``snap`` whose evaluators count their calls per flag key."""
-    calls: Counter[str] = Counter()
+class CountingAttributes(Mapping[str, Any]):
+    """Subject attributes that count how often a rule looked one up."""
 
-    def wrap(key: str, ev: Callable[[Subject, float | None], Decision]) -> Any:
-        def counted(s: Subject, now: float | None) -> Decision:
-            calls[key] += 1
-            return ev(s, now)
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.reads = 0
 
-        return counted
+    def __getitem__(self, name: str) -> Any:
+        self.reads += 1
+        return self.data[name]
 
-    evs = {k: wrap(k, ev) for k, ev in snap._evaluators.items()}
-    # No constants: every decision goes through a (counting) evaluator.
-    counted = dataclasses.replace(
-        snap, _evaluators=MappingProxyType(evs), _constants=MappingProxyType({})
-    )
-    return counted, calls
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class BrokenAttributes(CountingAttributes):
+    """Attributes whose every lookup fails (a lazy attribute store that is down)."""
+
+    def __getitem__(self, name: str) -> Any:
+        raise RuntimeError("attribute store down")
+
+
+#: a flag whose rule reads the subject's ``plan`` attribute
+PLAN = rampup.load(
+    {
+        "flags": {
+            "p": {
+                "rules": [
+                    {
+                        "conditions": [{"attribute": "plan", "op": "equals", "value": "pro"}],
+                        "serve": "on",
+                    }
+                ]
+            }
+        }
+    }
+)
 
 
 class Recorder:
@@ -73,40 +93,65 @@ def snap() -> Snapshot:
     return rampup.load(FLAGS)
 
 
-def test_nothing_evaluated_until_read(snap: Snapshot) -> None:
+def test_nothing_evaluated_until_read() -> None:
     """Creating Flags evaluates nothing and does not even resolve the subject."""
-    counted, calls = counting(snap)
+    attrs = CountingAttributes({"plan": "pro"})
     resolved: list[int] = []
 
     def resolve() -> Subject:
         resolved.append(1)
-        return Subject("qa-1")
+        return Subject("u", attrs)
 
     rec = Recorder()
-    f = Flags(counted, resolve, (rec,))
-    assert not calls
-    assert not resolved
-    assert not rec.seen
+    f = Flags(PLAN, resolve, (rec,))
+    assert (attrs.reads, resolved, rec.seen) == (0, [], [])
     assert dict(f.decisions) == {}
-    assert f.enabled("a")
-    assert calls == Counter({"a": 1})
-    assert resolved == [1]
+    assert f.enabled("p")
+    assert (attrs.reads, resolved) == (1, [1])
+    assert [d.key for _, d in rec.seen] == ["p"]
 
 
-def test_each_key_decided_once(snap: Snapshot) -> None:
-    """Every read of a key after the first returns the memoized decision."""
-    counted, calls = counting(snap)
+def test_each_key_decided_once() -> None:
+    """Every read of a key after the first returns the memoized decision: the rules are
+    walked once and listeners told once."""
+    attrs = CountingAttributes({"plan": "pro"})
     rec = Recorder()
-    f = Flags(counted, Subject("user-7"), (rec,))
-    first = f.decision("b")
+    f = Flags(PLAN, Subject("user-7", attrs), (rec,))
+    first = f.decision("p")
     for _ in range(5):
-        assert f.decision("b") is first
-        assert f.variant("b") == first.variant
-        assert f.value("b") == first.value
-        assert f.enabled("b") == first.enabled
-    assert calls == Counter({"b": 1})
+        assert f.decision("p") is first
+        assert f.variant("p") == first.variant
+        assert f.value("p") == first.value
+        assert f.enabled("p") == first.enabled
+    assert attrs.reads == 1
     assert [d for _, d in rec.seen] == [first]
     assert rec.seen[0][0] is f
+
+
+def test_constant_flags_resolve_no_subject() -> None:
+    """Reading flags no subject can change (no rules, killed, one variant for everyone) never
+    resolves the subject: a request that reads only those mints no anonymous id."""
+    snap = rampup.load(
+        {
+            "flags": {
+                "plain": {"default": "on"},
+                "killed": {"killed": True, "rules": [{"split": {"on": 50, "off": 50}}]},
+                "everyone": {"rules": [{"serve": "on"}, {"split": {"on": 50, "off": 50}}]},
+                "split": {"rules": [{"split": {"on": 50, "off": 50}}]},
+            }
+        }
+    )
+    resolved: list[int] = []
+
+    def resolve() -> Subject:
+        resolved.append(1)
+        return Subject("u")
+
+    f = Flags(snap, resolve)
+    assert [f.variant(k) for k in ("plain", "killed", "everyone")] == ["on", "off", "on"]
+    assert resolved == []
+    assert f.decision("split").reason is Reason.SPLIT
+    assert resolved == [1]
 
 
 def test_subject_resolved_once(snap: Snapshot) -> None:
@@ -163,18 +208,16 @@ def test_subject_factory_failure_means_anonymous(
     assert any("subject" in r.getMessage() for r in caplog.records)
 
 
-def test_evaluation_failure_is_contained(snap: Snapshot) -> None:
-    """If evaluation itself raises, the read gets the default with reason ERROR."""
-
-    def broken(s: Subject, now: float | None) -> Decision:
-        raise RuntimeError("evaluator bug")
-
-    evs = MappingProxyType({**snap._evaluators, "a": broken})
-    f = Flags(dataclasses.replace(snap, _evaluators=evs), Subject("qa-1"))
-    d = f.decision("a")
+def test_evaluation_failure_is_contained(caplog: pytest.LogCaptureFixture) -> None:
+    """If evaluation itself raises (here the subject's attributes), the read gets the default
+    with reason ERROR, logged; the request goes on."""
+    f = Flags(PLAN, Subject("u", BrokenAttributes({})))
+    with caplog.at_level(logging.ERROR, logger="rampup"):
+        d = f.decision("p")
     assert (d.variant, d.reason) == ("off", Reason.ERROR)
-    assert "evaluator bug" in d.detail
-    assert f.enabled("a") is False
+    assert "attribute store down" in d.detail
+    assert f.enabled("p") is False
+    assert any("'p'" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 def test_overrides_force_variants(snap: Snapshot) -> None:

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import uuid
 from datetime import datetime, timezone
-from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -221,20 +220,48 @@ def test_unknown_flag_with_override_is_still_unknown() -> None:
     assert d.reason is Reason.UNKNOWN_FLAG
 
 
-def test_failing_evaluator_gives_error_decision(caplog: pytest.LogCaptureFixture) -> None:
-    """An evaluator that raises yields the default variant with reason ERROR, logged."""
-    snap = one_flag(variants={"a": "A", "b": "B"}, default="b", rules=[{"serve": "a"}])
+class _RaisingAttributes(dict[str, Any]):
+    """Subject attributes that raise on lookup (a lazy attribute store that is down)."""
 
-    def broken(subject: Subject, now: float | None) -> Decision:
-        raise ZeroDivisionError("bug in a predicate")
+    def get(self, name: str, default: Any = None) -> Any:
+        raise ZeroDivisionError("attribute store down")
 
-    broken_snap = dataclasses.replace(snap, _evaluators=MappingProxyType({"f": broken}))
+    __getitem__ = get
+
+
+def test_failing_evaluation_gives_error_decision(caplog: pytest.LogCaptureFixture) -> None:
+    """A rule that raises while deciding yields the default variant with reason ERROR,
+    logged; other subjects are served as usual."""
+    cond = {"attribute": "plan", "op": "equals", "value": "pro"}
+    snap = one_flag(
+        variants={"a": "A", "b": "B"}, default="b", rules=[{"conditions": [cond], "serve": "a"}]
+    )
     with caplog.at_level(logging.ERROR, logger="rampup"):
-        d = broken_snap.evaluate("f", Subject("u"))
+        d = snap.evaluate("f", Subject("u", _RaisingAttributes()))
     assert (d.key, d.variant, d.value, d.reason) == ("f", "b", "B", Reason.ERROR)
     assert "ZeroDivisionError" in d.detail
     assert any("'f'" in r.getMessage() and r.exc_info for r in caplog.records)
-    assert snap.evaluate("f", Subject("u")).variant == "a"  # the original is untouched
+    assert snap.evaluate("f", Subject("u", {"plan": "pro"})).variant == "a"
+
+
+def test_subject_callable_is_resolved_only_when_needed() -> None:
+    """evaluate() takes the subject as a callable too; it is called only when the rules need a
+    subject, and its failure is an ERROR decision like any other."""
+    calls: list[int] = []
+
+    def subject() -> Subject:
+        calls.append(1)
+        return Subject("qa-1")
+
+    snap = one_flag(rules=[SEG_SERVE])
+    assert snap.evaluate("f", subject).variant == "on"
+    assert snap.evaluate("f", subject, override="off").variant == "off"  # override: no subject
+    assert calls == [1]
+
+    def broken() -> Subject:
+        raise LookupError("no session")
+
+    assert snap.evaluate("f", broken).reason is Reason.ERROR
 
 
 def test_failing_predicate_gives_error_decision(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -417,8 +444,8 @@ SUBJECTS = [
 @pytest.mark.parametrize("rules", SHAPES, ids=lambda r: "+".join(map(str, r)) or "no rules")
 @pytest.mark.parametrize("killed", [False, True])
 def test_compiled_flag_agrees_with_the_rules(rules: list[dict[str, Any]], killed: bool) -> None:
-    """Whatever shortcut compilation takes (constant decisions, fused on/off splits, a last
-    rule for everyone ending the walk), each subject gets what the rules say, at any time."""
+    """Each subject gets what a plain reading of the rules says, at any time, for every
+    shape of flag (constant decisions included)."""
     snap = one_flag(rules=rules, killed=killed)
     for now in (ts(2026, 11, 1), ts(2026, 12, 3), ts(2027, 1, 1)):
         for s in SUBJECTS:
@@ -438,15 +465,16 @@ def test_three_way_shapes_agree_with_the_rules(rules: list[dict[str, Any]]) -> N
         assert (d.variant, d.reason, d.rule_index) == _reference(snap, "f", s, ts(2027, 1, 1))
 
 
-def test_constant_decisions_are_the_evaluated_ones() -> None:
-    """A flag no subject can change is decided without a subject; its Decision is the very
-    object evaluation returns. Flags that depend on the subject are not constants."""
+def test_constant_flags_need_no_subject() -> None:
+    """A flag no subject can change (no rules, one variant for everyone, killed) is decided
+    without calling the subject callable, and serves what its rules say; flags that depend on
+    the subject call it."""
     snap = rampup.load(
         {
             "segments": {"qa": {"keys": ["qa-1"]}},
             "flags": {
                 "plain": {},
-                "on-for-all": {"rules": [{"serve": "on"}]},
+                "on-for-all": {"rules": [{"serve": "on"}, SPLIT_30]},
                 "killed": {"killed": True, "rules": [SPLIT_30]},
                 "split": {"rules": [SPLIT_30]},
                 "segment": {"rules": [SEG_SERVE]},
@@ -454,17 +482,26 @@ def test_constant_decisions_are_the_evaluated_ones() -> None:
             },
         }
     )
-    assert set(snap._constants) == {"plain", "on-for-all", "killed"}
-    for key, d in snap._constants.items():
-        for s in SUBJECTS[:5]:
-            assert snap.evaluate(key, s) is d
+    called: list[str] = []
+
+    def subject_for(key: str) -> Any:
+        def resolve() -> Subject:
+            called.append(key)
+            return SUBJECTS[0]
+
+        return resolve
+
+    for key in snap.flags:
+        d = snap.evaluate(key, subject_for(key), ts(2027, 1, 1))
+        assert d == snap.evaluate(key, SUBJECTS[0], ts(2027, 1, 1))
+    assert called == ["split", "segment", "ramp"]
 
 
 @settings(max_examples=200)
 @given(st.text(min_size=1, max_size=40) | st.sampled_from(["\ud800", "a\udfffb", "ü-42"]))
-def test_fused_on_off_split_buckets_exactly_like_bucket(key: str) -> None:
-    """The engine's fused on/off split by key serves "on" exactly when bucket() is under the
-    bound, for any key, lone surrogates included (they fall back to surrogatepass)."""
+def test_on_off_split_buckets_exactly_like_bucket(key: str) -> None:
+    """The engine's on/off split by key serves "on" exactly when bucket() is under the bound,
+    for any key, lone surrogates included (hashed with surrogatepass)."""
     snap = one_flag(rules=[SPLIT_30])
     d = snap.evaluate("f", Subject(key))
     assert d.reason is Reason.SPLIT

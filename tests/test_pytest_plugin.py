@@ -53,7 +53,6 @@ def test_fixture_forces_a_variant(project: pytest.Pytester) -> None:
     project.makepyfile(
         """
         import app
-        from rampup import context
 
         def test_forced(rampup_flags):
             rampup_flags.force("checkout-button", "green")
@@ -63,7 +62,6 @@ def test_fixture_forces_a_variant(project: pytest.Pytester) -> None:
             assert rampup_flags.forced == {"checkout-button": "green", "new-checkout": "on"}
 
         def test_restored_afterwards():
-            assert context._testing_hook is None
             assert app.button() == "blue"
             assert app.checkout() is False
         """

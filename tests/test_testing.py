@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import rampup
-from rampup import Reason, Subject, context
+from rampup import Reason, Subject
 from rampup.testing import FlagOverrideError, bound_flags, override_flags, snapshot_from
 
 FLAGS: dict[str, Any] = {
@@ -33,6 +33,14 @@ FLAGS: dict[str, Any] = {
 def snapshot() -> rampup.Snapshot:
     """The test flags, compiled."""
     return snapshot_from(FLAGS)
+
+
+def assert_nothing_forced(snapshot: rampup.Snapshot) -> None:
+    """Every flag decides by its rules again: no forcing is left active."""
+    for subject in (Subject("u1"), Subject("user-42"), Subject(None)):
+        f = rampup.Flags(snapshot, subject)
+        reasons = {key: f.decision(key).reason for key in snapshot.flags}
+        assert Reason.OVERRIDE not in reasons.values(), reasons
 
 
 # -- snapshot_from -----------------------------------------------------------------------------
@@ -95,7 +103,7 @@ def test_bound_flags_forces_keywords(snapshot: rampup.Snapshot) -> None:
     with bound_flags(snapshot, "u1", checkout_button="orange", new_checkout=True):
         assert rampup.flags.variant("checkout-button") == "orange"
         assert rampup.flags.enabled("new-checkout")
-    assert context._testing_hook is None
+    assert_nothing_forced(snapshot)
 
 
 def test_bound_flags_rejects_unknown_keyword(snapshot: rampup.Snapshot) -> None:
@@ -124,7 +132,7 @@ def test_override_forces_and_restores(snapshot: rampup.Snapshot) -> None:
             assert (d.variant, d.value, d.reason) == ("green", "#0f0", Reason.OVERRIDE)
         assert rampup.flags.variant("checkout-button") == "blue"
         assert f.decision("checkout-button").reason is Reason.DEFAULT
-    assert context._testing_hook is None
+    assert_nothing_forced(snapshot)
 
 
 def test_override_nests(snapshot: rampup.Snapshot) -> None:
@@ -177,7 +185,7 @@ def test_override_rejects_typos_eagerly(
     with pytest.raises(FlagOverrideError, match=message):  # noqa: SIM117
         with override_flags(forced, snapshot=snapshot):
             pass
-    assert context._testing_hook is None
+    assert_nothing_forced(snapshot)
 
 
 def test_override_rejects_typos_at_first_read(snapshot: rampup.Snapshot) -> None:
@@ -238,7 +246,7 @@ def test_override_decorator_async(snapshot: rampup.Snapshot) -> None:
 
     assert asyncio.iscoroutinefunction(read)
     assert asyncio.run(read()) is False
-    assert context._testing_hook is None
+    assert_nothing_forced(snapshot)
 
 
 def test_override_reaches_other_threads(snapshot: rampup.Snapshot) -> None:

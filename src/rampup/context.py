@@ -8,26 +8,45 @@ even if the file is reloaded meanwhile), and never raises out of a read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from .engine import Snapshot, unknown_flag
+from .engine import Snapshot
 from .errors import UnboundFlagsError
 from .model import Decision, Reason, Subject
 
-__all__ = ["Flags", "Listener", "bind", "current", "current_or_none", "flags"]
+__all__ = [
+    "Flags",
+    "Listener",
+    "TestHook",
+    "bind",
+    "current",
+    "current_or_none",
+    "flags",
+    "set_test_hook",
+]
 
 log = logging.getLogger("rampup")
 
 _NOBODY = Subject(None)
 _NO_FORCED: Mapping[str, str] = MappingProxyType({})
 
-#: Set by :mod:`rampup.testing` while a test forces variants, None otherwise: given (snapshot,
-#: key), the forced Decision or None. A single global read per decision when unset.
-_testing_hook: Callable[[Snapshot, str], Decision | None] | None = None
+#: (flags, key) -> the Decision a test forces for ``key``, or None to decide it as usual.
+TestHook = Callable[["Flags", str], "Decision | None"]
+
+# Read once per decision; None (the only value outside tests) costs a single global read.
+_test_hook: TestHook | None = None
+
+
+def set_test_hook(hook: TestHook | None) -> None:
+    """Install the function every :class:`Flags` asks first when deciding a flag (None removes
+    it). :mod:`rampup.testing` forces variants through this; applications have no use for it.
+    """
+    global _test_hook
+    _test_hook = hook
 
 
 class Listener(Protocol):
@@ -135,31 +154,36 @@ class Flags:
         self._subject = s
         return s
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop the memoized decisions of ``keys``, so their next read decides again.
+
+        For :mod:`rampup.testing`, whose forcing may begin or end after a read; in a request
+        this would let one flag serve two variants.
+        """
+        for key in keys:
+            self._decisions.pop(key, None)
+
     def _decide(self, key: str) -> Decision:
-        # The per-read hot path: Snapshot.evaluate inlined. Flags whose decision cannot depend
-        # on the subject (no rules, killed) never resolve it, so a request that reads only
-        # those mints no anonymous id.
-        snapshot = self.snapshot
-        d = None
-        if self._forced is not _NO_FORCED or _testing_hook is not None:
-            d = self._forced_decision(key)
+        # The one decide path: a test's forced variant, else the snapshot, given the request's
+        # override (if any) and the subject as a callable: the snapshot resolves it only when a
+        # rule needs it, so a request reading only constant flags mints no anonymous id.
+        hook = _test_hook
+        # Outside any try on purpose: forcing a typo'd flag in a test must fail that test, not
+        # serve a default.
+        d = hook(self, key) if hook is not None else None
         if d is None:
-            d = snapshot._constants.get(key)
-            if d is None:
-                ev = snapshot._evaluators.get(key)
-                if ev is None and type(snapshot) is not Snapshot:
-                    # A Snapshot subclass that decides by itself (rampup.openfeature's
-                    # OpenFeatureBackend): through its public evaluate, with the override.
-                    d = snapshot.evaluate(key, self.subject, None, self.override_for(key))
-                elif ev is None:
-                    d = unknown_flag(key)
-                else:
-                    try:
-                        subject = self._subject
-                        d = ev(subject if subject is not None else self._resolve(), None)
-                    except Exception as exc:
-                        log.exception("rampup: deciding flag %r failed; serving its default", key)
-                        d = snapshot.error_decision(key, exc)
+            try:
+                override = None if self._forced is _NO_FORCED else self.override_for(key)
+            except Exception as exc:
+                log.exception(
+                    "rampup: reading the overrides of %r failed; serving its default", key
+                )
+                d = self.snapshot.error_decision(key, exc)
+            else:
+                subject = self._subject
+                d = self.snapshot.evaluate(
+                    key, subject if subject is not None else self._resolve, None, override
+                )
         self._decisions[key] = d
         if self.listeners:
             for listener in self.listeners:
@@ -168,28 +192,6 @@ class Flags:
                 except Exception:
                     log.exception("rampup: listener %r failed", listener)
         return d
-
-    def _forced_decision(self, key: str) -> Decision | None:
-        """What rampup.testing or an override forces for ``key``, else None (overrides are
-        read at the first call)."""
-        snapshot = self.snapshot
-        hook = _testing_hook
-        # Outside the try on purpose: forcing a typo'd flag in a test must fail that test, not
-        # serve a default. The hook is only ever set by rampup.testing.
-        d = hook(snapshot, key) if hook is not None else None
-        if d is not None:
-            return d
-        try:
-            forced = self._forced
-            if forced is None:
-                forced = self._read_forced()
-            variant = forced.get(key)
-            # The prebuilt OVERRIDE decision, or None when none is forced or the flag refuses
-            # it (killed, not overridable, unknown variant): no subject needed either way.
-            return None if variant is None else snapshot._overrides.get((key, variant))
-        except Exception as exc:
-            log.exception("rampup: reading the overrides of %r failed; serving its default", key)
-            return snapshot.error_decision(key, exc)
 
     def __repr__(self) -> str:
         return f"<Flags decided={list(self._decisions)} over {self.snapshot.origin!r}>"

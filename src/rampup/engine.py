@@ -1,9 +1,9 @@
 """Compile flags into an immutable :class:`Snapshot` and evaluate them.
 
-Every rule, condition and split is compiled once into a closure, and every Decision a flag can
-return for a fixed outcome is built ahead of time, so evaluation is a dict lookup plus the
-predicates of the rules it walks: no parsing, no I/O, no locks, and a cost that does not depend
-on how many flags the snapshot holds.
+Every condition is compiled once into a predicate and every Decision a flag can return is
+built ahead of time, so evaluating a flag is a dict lookup and one walk over its rules (see
+:meth:`Snapshot.evaluate`): no parsing, no I/O, no locks, and a cost that does not depend on
+how many flags the snapshot holds.
 """
 
 from __future__ import annotations
@@ -16,33 +16,20 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .bucketing import bucketer, prefix_hash, two_way
-from .model import BUCKETS, Decision, Flag, Reason, Rule, Segment, Split, Subject
+from .bucketing import bucketer
+from .model import Decision, Flag, Reason, Rule, Segment, Split, Subject
 from .operators import Predicate, compile_condition
 
-__all__ = ["Evaluator", "Snapshot", "compile_flag"]
+__all__ = ["Snapshot", "compile_segment", "unknown_flag"]
 
 log = logging.getLogger("rampup")
 
-_from_bytes = int.from_bytes
-
-#: (subject, now or None) -> Decision
-Evaluator = Callable[[Subject, "float | None"], Decision]
-
-
-def _always(_: Subject) -> bool:
-    return True
-
 
 def _all_of(preds: list[Predicate]) -> Predicate:
-    if not preds:
-        return _always
     if len(preds) == 1:
         return preds[0]
-    if len(preds) == 2:
-        a, b = preds
-        return lambda s: a(s) and b(s)
     frozen = tuple(preds)
+
     return lambda s: all(p(s) for p in frozen)
 
 
@@ -81,200 +68,102 @@ def _split_table(
     return tuple(bounds), tuple(decisions)
 
 
-def _chooser(
-    salt: str, bounds: tuple[int, ...], decisions: tuple[Decision, ...]
-) -> Callable[[str], Decision]:
-    """key -> the Decision whose bucket range holds the key's bucket."""
-    if len(decisions) == 1:  # 100 % one variant: no need to hash
-        only = decisions[0]
-        return lambda k: only
-    if len(decisions) == 2:  # the common on/off split, hash inlined
-        return two_way(salt, bounds[0], decisions[0], decisions[1])
-    bucket_of = bucketer(salt)
+class _Split:
+    """A compiled split or ramp: the subject's bucket picks a Decision from the table in force."""
 
-    def choose(k: str) -> Decision:
-        b = bucket_of(k)
-        for bound, decision in zip(bounds, decisions, strict=True):
-            if b < bound:
-                return decision
-        return decisions[-1]  # pragma: no cover - weights sum to 10000
+    __slots__ = ("bucket_by", "bucket_of", "no_key", "starts", "table", "tables")
 
-    return choose
+    def __init__(self, flag: Flag, split: Split, index: int, values: Mapping[str, Any]) -> None:
+        #: the attribute hashed, or None for the subject key
+        self.bucket_by = None if split.bucket_by == "key" else split.bucket_by
+        self.bucket_of = bucketer(flag.salt or flag.key)
+        self.no_key = Decision(
+            flag.key,
+            flag.default,
+            values[flag.default],
+            Reason.DEFAULT,
+            index,
+            detail=f"rule {index} splits by {split.bucket_by!r}, which this subject lacks: "
+            "default served",
+        )
+        #: a ramp's step start times (epoch seconds), with each step's table
+        self.starts = [step.start.timestamp() for step in split.ramp]
+        self.tables = [_split_table(flag, step.weights, index, values) for step in split.ramp]
+        #: a fixed split's table; None for a ramp
+        self.table = None if split.ramp else _split_table(flag, split.weights, index, values)
 
-
-def _two_way_by_key(
-    salt: str, bound: int, decisions: tuple[Decision, ...], no_key: Decision
-) -> Evaluator:
-    """An on/off split by subject key as one function: :func:`~rampup.bucketing.two_way` with
-    the key lookup fused in (tests hold it to :func:`~rampup.bucketing.bucket`)."""
-    below, rest = decisions
-    copy = prefix_hash(salt).copy
-
-    def split_by_key(s: Subject, now: float | None) -> Decision:
-        k = s.key
-        if not k:
-            return no_key
-        h = copy()
-        try:
-            h.update(k.encode())  # the default codec's fast path
-        except UnicodeEncodeError:  # lone surrogates: hashed as bucket() hashes them
-            h.update(k.encode("utf-8", "surrogatepass"))
-        return below if _from_bytes(h.digest(), "big") % BUCKETS < bound else rest
-
-    return split_by_key
-
-
-def _compile_split(flag: Flag, split: Split, index: int, values: Mapping[str, Any]) -> Evaluator:
-    salt = flag.salt or flag.key
-    by = split.bucket_by
-    no_key = Decision(
-        flag.key,
-        flag.default,
-        values[flag.default],
-        Reason.DEFAULT,
-        index,
-        detail=f"rule {index} splits by {by!r}, which this subject lacks: default served",
-    )
-
-    def key_of(s: Subject) -> str | None:
-        k = s.key if by == "key" else s.attributes.get(by)
-        if k is None or k == "":
-            return None
-        return k if isinstance(k, str) else str(k)
-
-    if not split.ramp:
-        bounds, decisions = _split_table(flag, split.weights, index, values)
-        if by == "key" and len(decisions) == 2:  # the hottest case: the hash inlined too
-            return _two_way_by_key(salt, bounds[0], decisions, no_key)
-        choose = _chooser(salt, bounds, decisions)
-        if by == "key":  # the hot case, fused: no helper calls besides the hash
-
-            def by_subject_key(s: Subject, now: float | None) -> Decision:
-                k = s.key
-                return choose(k) if k else no_key
-
-            return by_subject_key
-
-        def by_attribute(s: Subject, now: float | None) -> Decision:
-            k = key_of(s)
-            return no_key if k is None else choose(k)
-
-        return by_attribute
-
-    starts = [step.start.timestamp() for step in split.ramp]
-    steps = [
-        _chooser(salt, *_split_table(flag, step.weights, index, values)) for step in split.ramp
-    ]
-
-    def ramp(s: Subject, now: float | None) -> Decision:
-        i = bisect_right(starts, time.time() if now is None else now) - 1
-        if i < 0:
-            return _NO_MATCH
-        k = key_of(s)
-        return no_key if k is None else steps[i](k)
-
-    return ramp
+    def choose(self, s: Subject, now: float | None) -> Decision | None:
+        """The Decision for ``s``, or None before a ramp's first step (the rule does not apply)."""
+        table = self.table
+        if table is None:
+            i = bisect_right(self.starts, time.time() if now is None else now) - 1
+            if i < 0:
+                return None
+            table = self.tables[i]
+        by = self.bucket_by
+        if by is None:
+            k = s.key
+            if not k:
+                return self.no_key
+        else:
+            k = s.attributes.get(by)
+            if k is None or k == "":
+                return self.no_key
+            if not isinstance(k, str):
+                k = str(k)
+        bounds, decisions = table
+        # bounds are the ranges' exclusive upper ends, so this is the range holding the bucket
+        return decisions[bisect_right(bounds, self.bucket_of(k))]
 
 
-# Returned by a rule that does not apply, so the flag goes on to its next rule.
-_NO_MATCH = Decision("", None, None, Reason.DEFAULT)
-_NOBODY = Subject(None)
+#: (condition or None for "everyone", the Decision it serves, or the split that chooses one)
+_CompiledRule = tuple["Predicate | None", "Decision | None", "_Split | None"]
+
+
+class _CompiledFlag:
+    """One flag, compiled: its rules (walked by :meth:`Snapshot.evaluate`) and its prebuilt
+    Decisions. Built by :meth:`Snapshot.build`; never changed afterwards.
+    """
+
+    __slots__ = ("constant", "default", "overrides", "rules")
+
+    def __init__(self, flag: Flag, segments: Mapping[str, Predicate]) -> None:
+        values = {v.name: v.value for v in flag.variants}
+        rules = [] if flag.killed else list(enumerate(flag.rules))
+        self.rules: tuple[_CompiledRule, ...] = tuple(
+            _compile_rule(flag, rule, i, segments, values) for i, rule in rules
+        )
+        if flag.killed:
+            off = flag.off_variant
+            self.default = Decision(flag.key, off, values[off], Reason.KILLED)
+        else:
+            self.default = Decision(flag.key, flag.default, values[flag.default], Reason.DEFAULT)
+        #: the Decision no subject can change (killed, no rules, a first rule serving everyone
+        #: one variant), else None: reading it needs no subject, so a request that reads only
+        #: such flags resolves none and mints no anonymous id
+        self.constant: Decision | None = None
+        if not self.rules:
+            self.constant = self.default
+        elif self.rules[0][0] is None and self.rules[0][1] is not None:
+            self.constant = self.rules[0][1]
+        #: variant name -> the OVERRIDE Decision, for the variants an override may force
+        self.overrides: dict[str, Decision] = (
+            {v.name: Decision(flag.key, v.name, v.value, Reason.OVERRIDE) for v in flag.variants}
+            if flag.overridable and not flag.killed
+            else {}
+        )
 
 
 def _compile_rule(
     flag: Flag, rule: Rule, index: int, segments: Mapping[str, Predicate], values: Mapping[str, Any]
-) -> tuple[Predicate | None, Evaluator, Decision | None]:
-    """(condition or None for "everyone", what the rule serves, the Decision if fixed)."""
+) -> _CompiledRule:
     preds = [segments[name] for name in rule.segments]
     preds += [compile_condition(c) for c in rule.conditions]
     when = _all_of(preds) if preds else None
     if rule.split is not None:
-        return when, _compile_split(flag, rule.split, index, values), None
+        return when, None, _Split(flag, rule.split, index, values)
     assert rule.serve is not None
-    fixed = Decision(flag.key, rule.serve, values[rule.serve], Reason.RULE_MATCH, index)
-    return when, lambda s, now: fixed, fixed
-
-
-def compile_flag(flag: Flag, segments: Mapping[str, Predicate]) -> Evaluator:
-    """The evaluator of one validated flag; ``segments`` maps names to compiled predicates."""
-    return _compile(flag, segments)[0]
-
-
-def _compile(flag: Flag, segments: Mapping[str, Predicate]) -> tuple[Evaluator, Decision | None]:
-    """(evaluator, the Decision it always returns when no subject can change it, else None)."""
-    values = {v.name: v.value for v in flag.variants}
-    default = Decision(flag.key, flag.default, values[flag.default], Reason.DEFAULT)
-    if flag.killed:
-        off = flag.off_variant
-        killed = Decision(flag.key, off, values[off], Reason.KILLED)
-        return (lambda s, now: killed), killed
-    rules = [_compile_rule(flag, r, i, segments, values) for i, r in enumerate(flag.rules)]
-    if not rules:
-        return (lambda s, now: default), default
-    if len(rules) == 1:
-        ((when, serve, fixed),) = rules
-        if when is None:
-            if fixed is not None:  # "everyone gets X": no subject needed
-                return serve, fixed
-            if _always_serves(flag.rules[0]):
-                return serve, None  # a plain split: no wrapper needed
-
-            def everyone(s: Subject, now: float | None) -> Decision:
-                d = serve(s, now)
-                return default if d is _NO_MATCH else d
-
-            return everyone, None
-
-        def one_rule(s: Subject, now: float | None) -> Decision:
-            if when(s):
-                d = serve(s, now)
-                if d is not _NO_MATCH:
-                    return d
-            return default
-
-        return one_rule, None
-    # A last rule for everyone that always serves (the usual "else split") ends the walk
-    # without a loop step; fixed decisions are returned without calling anything.
-    last_when, last_serve, _ = rules[-1]
-    tail = last_serve if last_when is None and _always_serves(flag.rules[-1]) else None
-    head = tuple(
-        (when or _always, serve, fixed)
-        for when, serve, fixed in (rules[:-1] if tail is not None else rules)
-    )
-    if tail is not None and len(head) == 1:
-        # "a segment gets X, everyone else a split": the usual progressive-delivery flag,
-        # without the loop
-        ((if_, then, then_fixed),) = head
-        otherwise = tail
-
-        def first_else(s: Subject, now: float | None) -> Decision:
-            if if_(s):
-                if then_fixed is not None:
-                    return then_fixed
-                d = then(s, now)
-                if d is not _NO_MATCH:
-                    return d
-            return otherwise(s, now)
-
-        return first_else, None
-
-    def walk(s: Subject, now: float | None) -> Decision:
-        for when, serve, fixed in head:
-            if when(s):
-                if fixed is not None:
-                    return fixed
-                d = serve(s, now)
-                if d is not _NO_MATCH:
-                    return d
-        return default if tail is None else tail(s, now)
-
-    return walk, None
-
-
-def _always_serves(rule: Rule) -> bool:
-    """True when the rule, once it applies, always serves something (only a ramp before its
-    first step does not)."""
-    return rule.split is None or not rule.split.ramp
+    return when, Decision(flag.key, rule.serve, values[rule.serve], Reason.RULE_MATCH, index), None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,13 +180,9 @@ class Snapshot:
     origin: str = "<mapping>"
     #: when it was loaded (time.time()), for "last reload" diagnostics
     loaded_at: float = field(default_factory=time.time)
-    _evaluators: Mapping[str, Evaluator] = field(default_factory=dict, repr=False, compare=False)
-    _overrides: Mapping[tuple[str, str], Decision] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    #: the flags whose Decision no subject can change (killed, no rules, "serve" to all):
-    #: a request reads them without resolving its subject. Overrides still come first.
-    _constants: Mapping[str, Decision] = field(default_factory=dict, repr=False, compare=False)
+    # A plain dict, never changed after build(): every flag read looks it up, and a read-only
+    # proxy's get costs a third more than a dict's.
+    _compiled: Mapping[str, _CompiledFlag] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -305,51 +190,50 @@ class Snapshot:
     ) -> Snapshot:
         """Compile validated model objects (use :func:`rampup.load` for raw data)."""
         seg_preds = {name: compile_segment(seg) for name, seg in segments.items()}
-        evaluators: dict[str, Evaluator] = {}
-        constants: dict[str, Decision] = {}
-        for key, flag in flags.items():
-            evaluators[key], constant = _compile(flag, seg_preds)
-            if constant is not None:
-                constants[key] = constant
-        overrides = {
-            (key, v.name): Decision(key, v.name, v.value, Reason.OVERRIDE)
-            for key, flag in flags.items()
-            if flag.overridable and not flag.killed
-            for v in flag.variants
-        }
-        # The private tables stay plain dicts, never changed after this: every flag read looks
-        # them up, and a read-only proxy's get costs a third more than a dict's.
+        compiled = {key: _CompiledFlag(flag, seg_preds) for key, flag in flags.items()}
         return cls(
             MappingProxyType(dict(flags)),
             MappingProxyType(dict(segments)),
             origin,
-            _evaluators=evaluators,
-            _constants=constants,
-            _overrides=overrides,
+            _compiled=compiled,
         )
 
     def evaluate(
         self,
         key: str,
-        subject: Subject,
+        subject: Subject | Callable[[], Subject],
         now: float | None = None,
         override: str | None = None,
     ) -> Decision:
         """Decide flag ``key`` for ``subject``.
 
-        ``now`` (epoch seconds) defaults to the clock and only matters for ramps. ``override``
-        forces a variant when the flag allows overrides and is not killed: the kill switch wins
-        over an override, and an override wins over the rules.
+        ``subject`` may also be a zero-argument callable returning the Subject: it is called
+        only when a rule needs the subject, never for a killed flag, a flag without rules, a
+        flag serving everyone one variant, or an honoured override (a request that reads only
+        those resolves no subject). ``now`` (epoch seconds) defaults to the clock and only
+        matters for ramps. ``override`` forces a variant when the flag allows overrides and is
+        not killed: the kill switch wins over an override, and an override wins over the rules.
         """
-        ev = self._evaluators.get(key)
-        if ev is None:
+        flag = self._compiled.get(key)
+        if flag is None:
             return unknown_flag(key)
         if override is not None:
-            forced = self._overrides.get((key, override))
+            forced = flag.overrides.get(override)
             if forced is not None:
                 return forced
+        if flag.constant is not None:
+            return flag.constant
         try:
-            return ev(subject, now)
+            s = subject if isinstance(subject, Subject) else subject()
+            # The rule walk: the first rule that applies and serves something decides.
+            for when, fixed, split in flag.rules:
+                if when is None or when(s):
+                    if fixed is not None:
+                        return fixed
+                    d = split.choose(s, now)  # type: ignore[union-attr]
+                    if d is not None:
+                        return d
+            return flag.default
         except Exception as exc:  # a bug must not break the request: serve the default
             log.exception("rampup: evaluating flag %r failed; serving its default", key)
             return self.error_decision(key, exc)

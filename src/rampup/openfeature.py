@@ -494,17 +494,23 @@ class _ClientSnapshot(Snapshot):
     def evaluate(
         self,
         key: str,
-        subject: Subject,
+        subject: Subject | Callable[[], Subject],
         now: float | None = None,
         override: str | None = None,
     ) -> Decision:
-        """Ask the client (a QA override is served without asking); never raises."""
+        """Ask the client (a QA override is served without asking, and without resolving the
+        subject); never raises."""
         backend: OpenFeatureBackend = self.backend
         if override is not None:
             return Decision(
                 key, override, _value_of(backend.types.get(key), override), Reason.OVERRIDE
             )
-        return backend.decide(key, subject)
+        try:
+            s = subject if isinstance(subject, Subject) else subject()
+        except Exception as exc:
+            log.exception("rampup: resolving the subject for flag %r failed", key)
+            return Decision(key, None, None, Reason.ERROR, detail=repr(exc)[:200])
+        return backend.decide(key, s)
 
     def override_refusal(self, key: str, variant: str) -> str | None:
         """Overrides are honoured for any flag: the provider's variants are not known here."""

@@ -1,7 +1,8 @@
 """pytest plugin for apps that use rampup, active once rampup is installed.
 
 * ``rampup_flags`` fixture: ``rampup_flags.force("new-checkout", "on")`` forces a variant for
-  one test; everything forced is restored when the test ends.
+  one test (``for_subject="user-42"``: for that subject only); everything forced is restored
+  when the test ends.
 * ``@pytest.mark.flag_variants("checkout-button")``: the test runs once per variant of the
   flag, with that variant forced (several keys: once per combination). An unknown key is a
   collection error.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,9 +125,9 @@ def _marker_snapshot(config: pytest.Config, flags: Any) -> Snapshot:
         return snapshot
     if isinstance(flags, str | os.PathLike):
         return _load(config, config.rootpath / os.fspath(flags))
-    from .testing import _snapshot_of
+    from .testing import as_snapshot
 
-    return _snapshot_of(flags)
+    return as_snapshot(flags)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -204,17 +205,28 @@ class FlagForcer:
         """Everything forced in this test, ``flag_variants`` included: key -> variant."""
         return dict(self._forced)
 
-    def force(self, key: str, variant: str | bool) -> None:
-        """Force ``key`` to ``variant`` (True/False: ``on``/``off``) for the rest of the test."""
-        self.update({key: variant})
+    def force(
+        self, key: str, variant: str | bool, *, for_subject: str | Iterable[str] | None = None
+    ) -> None:
+        """Force ``key`` to ``variant`` (True/False: ``on``/``off``) for the rest of the test;
+        with ``for_subject``, only for that subject key (or keys)."""
+        self.update({key: variant}, for_subject=for_subject)
 
-    def update(self, variants: Mapping[str, str | bool]) -> None:
-        """Force several flags at once: ``{"new-checkout": "on", "checkout-button": "green"}``."""
+    def update(
+        self,
+        variants: Mapping[str, str | bool],
+        *,
+        for_subject: str | Iterable[str] | None = None,
+    ) -> None:
+        """Force several flags at once: ``{"new-checkout": "on", "checkout-button": "green"}``
+        (``for_subject``: only for that subject key or keys)."""
         from .testing import override_flags
 
-        cm = override_flags(variants, self.snapshot)
-        self._forced.update(cm.__enter__())
+        cm = override_flags(variants, self.snapshot, for_subject=for_subject)
+        forced = cm.__enter__()
         self._active.append(cm)
+        if for_subject is None:  # ``forced`` lists what every subject is served
+            self._forced.update(forced)
 
     def _restore(self) -> None:
         _restore(self._request, self._active)

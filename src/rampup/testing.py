@@ -21,7 +21,8 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import unittest
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -29,10 +30,10 @@ from typing import Any, TypeVar, cast
 from . import context
 from .config import load
 from .engine import Snapshot
-from .errors import RampupError
+from .errors import RampupError, UnboundFlagsError
 from .model import Decision, Flag, Reason, Subject, Variant
 
-__all__ = ["FlagOverrideError", "bound_flags", "override_flags", "snapshot_from"]
+__all__ = ["FlagOverrideError", "as_snapshot", "bound_flags", "override_flags", "snapshot_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,8 +96,9 @@ def _is_file_format(data: Mapping[str, Any]) -> bool:
     return isinstance(data.get("flags"), Mapping) and set(data) <= _FILE_KEYS
 
 
-def _snapshot_of(flags: Any) -> Snapshot:
-    """A snapshot from what tests pass: a Snapshot, a source, a dict or a flag file path."""
+def as_snapshot(flags: Any) -> Snapshot:
+    """A snapshot from what tests pass: a Snapshot, a source (its current snapshot), a dict (see
+    :func:`snapshot_from`) or a flag file path."""
     if isinstance(flags, Snapshot):
         return flags
     if isinstance(flags, Mapping):
@@ -150,12 +152,15 @@ def _check(snapshot: Snapshot, forced: Mapping[str, str]) -> None:
 
 
 class _Layer:
-    """One active ``override_flags``: what it forces and which snapshots it was checked on."""
+    """One active ``override_flags``: what it forces, for whom, and which snapshots it was
+    checked on."""
 
-    __slots__ = ("checked", "error", "forced", "known")
+    __slots__ = ("checked", "error", "forced", "known", "subjects")
 
-    def __init__(self, forced: dict[str, str]) -> None:
+    def __init__(self, forced: dict[str, str], subjects: frozenset[str] | None) -> None:
         self.forced = forced
+        #: the subject keys the variants are forced for; None: everyone
+        self.subjects = subjects
         self.checked: dict[int, Snapshot] = {}  # id -> snapshot, kept alive so ids stay unique
         #: flag keys of the snapshots checked so far
         self.known: set[str] = set()
@@ -184,9 +189,11 @@ _lock = threading.Lock()
 _layers: tuple[_Layer, ...] = ()
 
 
-def _hook(snapshot: Snapshot, key: str) -> Decision | None:
-    """``context._testing_hook`` while overrides are active: the forced Decision, or None."""
+def _hook(flags: context.Flags, key: str) -> Decision | None:
+    """The test hook of :mod:`rampup.context` while overrides are active: the forced
+    Decision, or None."""
     layers = _layers
+    snapshot = flags.snapshot
     for layer in layers:
         # Checked on the first decision over each snapshot, whatever key is read: a typo'd
         # forced key is never read by the code, so checking only the key read would miss it.
@@ -194,26 +201,42 @@ def _hook(snapshot: Snapshot, key: str) -> Decision | None:
     for layer in reversed(layers):  # the innermost override wins
         variant = layer.forced.get(key)
         flag = snapshot.flags.get(key) if variant is not None else None
-        if flag is not None:
-            value = next(v.value for v in flag.variants if v.name == variant)
-            return Decision(key, variant, value, Reason.OVERRIDE, detail="forced by rampup.testing")
+        if flag is None:
+            continue
+        detail = "forced by rampup.testing"
+        if layer.subjects is not None:
+            # Resolved only for a key forced per subject, so other reads stay subject-free.
+            subject_key = flags.subject.key
+            if subject_key not in layer.subjects:
+                continue
+            detail = f"forced for subject {subject_key!r} by rampup.testing"
+        value = next(v.value for v in flag.variants if v.name == variant)
+        return Decision(key, variant, value, Reason.OVERRIDE, detail=detail)
     return None
 
 
 def _forget(keys: Mapping[str, str]) -> None:
     # A Flags bound here may have memoized these keys before the override began (or during
     # it): drop them so the next read decides again.
-    f = context._current.get(None)
-    if f is not None:
-        for key in keys:
-            f._decisions.pop(key, None)
+    try:
+        bound = context.current()
+    except UnboundFlagsError:
+        return
+    bound.forget(keys)
+
+
+def _bound_snapshot() -> Snapshot | None:
+    try:
+        return context.current().snapshot
+    except UnboundFlagsError:
+        return None
 
 
 def _push(layer: _Layer) -> None:
     global _layers
     with _lock:
         _layers = (*_layers, layer)
-        context._testing_hook = _hook
+        context.set_test_hook(_hook)
     _forget(layer.forced)
 
 
@@ -223,12 +246,25 @@ def _pop(layer: _Layer) -> None:
         # By identity, not "the last one": overlapping (not nested) uses from threads still
         # remove exactly their own layer.
         _layers = tuple(x for x in _layers if x is not layer)
-        context._testing_hook = _hook if _layers else None
+        context.set_test_hook(_hook if _layers else None)
     _forget(layer.forced)
 
 
+def _subject_keys(for_subject: str | Iterable[str] | None) -> frozenset[str] | None:
+    if for_subject is None:
+        return None
+    keys = frozenset([for_subject] if isinstance(for_subject, str) else for_subject)
+    if not keys or not all(isinstance(k, str) for k in keys):
+        raise TypeError(
+            f"override_flags: for_subject={for_subject!r}; expected a subject key (a str) or "
+            "a collection of them"
+        )
+    return keys
+
+
 class override_flags:  # lowercase: used like a function, `with override_flags({...}):`
-    """Force variants for the code under test, as a context manager or a decorator::
+    """Force variants for the code under test: a context manager, or a decorator of a test
+    function (sync or async) or of a test class::
 
         with override_flags({"new-checkout": "on", "checkout-button": "green"}):
             client.get("/checkout")
@@ -236,24 +272,39 @@ class override_flags:  # lowercase: used like a function, `with override_flags({
         @override_flags({"new-checkout": False})
         async def test_old_checkout(): ...
 
+        @override_flags({"new-checkout": "on"})
+        class CheckoutTests(TestCase): ...  # setUp, each test and tearDown see it
+
+        with override_flags({"new-checkout": "on"}, for_subject="user-42"):
+            ...  # only subject "user-42" is forced; everyone else gets what the rules say
+
     Values are variant names (True/False mean ``on``/``off``). With ``snapshot`` (a Snapshot,
     dict or flag file path), or inside :func:`bound_flags`, an unknown flag or variant raises
     :class:`FlagOverrideError` on entering; otherwise on the first flag read, over the
     snapshot being read, and again when the block exits in case the app swallowed it. Nests:
     the innermost override of a key wins, and leaving a block restores what was forced before.
+
+    Decorating a :class:`unittest.TestCase` (Django's test cases included) forces the variants
+    from ``setUp`` to the test's cleanups, like Django's ``override_settings``; decorating any
+    other class (a pytest test class) decorates each of its ``test*`` methods.
     """
 
-    def __init__(self, variants: Forced, snapshot: Any = None) -> None:
+    def __init__(
+        self,
+        variants: Forced,
+        snapshot: Any = None,
+        *,
+        for_subject: str | Iterable[str] | None = None,
+    ) -> None:
         self.variants = _normalize(variants)
-        self.snapshot = None if snapshot is None else _snapshot_of(snapshot)
+        self.snapshot = None if snapshot is None else as_snapshot(snapshot)
+        #: the subject keys forced, or None for everyone
+        self.subjects = _subject_keys(for_subject)
         self._active: list[_Layer] = []
 
     def __enter__(self) -> dict[str, str]:
-        layer = _Layer(dict(self.variants))
-        known = self.snapshot
-        if known is None:
-            bound = context._current.get(None)
-            known = bound.snapshot if bound is not None else None
+        layer = _Layer(dict(self.variants), self.subjects)
+        known = self.snapshot if self.snapshot is not None else _bound_snapshot()
         if known is not None:
             layer.check(known)
         _push(layer)
@@ -271,27 +322,65 @@ class override_flags:  # lowercase: used like a function, `with override_flags({
         if layer.error is not None and exc is not layer.error:
             raise layer.error
 
+    def _copy(self) -> override_flags:
+        return override_flags(self.variants, self.snapshot, for_subject=self.subjects)
+
     def __call__(self, func: F) -> F:
-        """Decorate a function (sync or async): each call runs with the variants forced."""
-        variants, snapshot = self.variants, self.snapshot
+        """Decorate a test function (sync or async) or a test class: see the class docstring."""
+        if isinstance(func, type):
+            return cast(F, self._decorate_class(func))
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with override_flags(variants, snapshot):
+                with self._copy():
                     return await func(*args, **kwargs)
 
             return cast(F, run_async)
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with override_flags(variants, snapshot):
+            with self._copy():
                 return func(*args, **kwargs)
 
         return cast(F, run)
 
+    def _decorate_class(self, cls: type[Any]) -> type[Any]:
+        if issubclass(cls, unittest.TestCase):
+            # As Django's override_settings does: enter before setUp, leave in a cleanup (run
+            # after tearDown, and even when setUp fails), so every part of the test sees it.
+            set_up = cls.setUp
+            forcing = self
+
+            @functools.wraps(set_up)
+            def setUp(case: unittest.TestCase) -> None:
+                cm = forcing._copy()
+                cm.__enter__()
+                case.addCleanup(cm.__exit__, None, None, None)
+                set_up(case)
+
+            cls.setUp = setUp  # type: ignore[assignment, method-assign]
+            return cls
+        # Any other class (pytest's test classes): each test method, inherited ones included,
+        # as mock.patch does. Static and class methods are left alone.
+        names = [
+            name
+            for name in dir(cls)
+            if name.startswith("test") and inspect.isfunction(inspect.getattr_static(cls, name))
+        ]
+        if not names:
+            raise TypeError(
+                f"override_flags cannot decorate class {cls.__qualname__}: it is not a "
+                "unittest.TestCase and has no test* methods; decorate the test functions, or "
+                "use it as a context manager"
+            )
+        for name in names:
+            setattr(cls, name, self(getattr(cls, name)))
+        return cls
+
     def __repr__(self) -> str:
-        return f"override_flags({self.variants!r})"
+        who = "" if self.subjects is None else f", for_subject={sorted(self.subjects)!r}"
+        return f"override_flags({self.variants!r}{who})"
 
 
 @contextmanager
@@ -309,7 +398,7 @@ def bound_flags(
     ``subject`` a Subject, a key, or a mapping with ``key`` and attributes. Keyword arguments
     force variants; ``_`` in a name matches ``-`` in a flag key the file defines.
     """
-    snapshot = _snapshot_of(flags)
+    snapshot = as_snapshot(flags)
     f = context.Flags(snapshot, _subject(subject))
     variants = {_flag_key(snapshot, name): variant for name, variant in forced.items()}
     with context.bound(f):
