@@ -14,7 +14,16 @@ import rampup
 
 SRC = Path(rampup.__file__).parent
 # Adapters and telemetry may import their framework / OpenTelemetry; nothing else may.
-NOT_CORE = {"flask", "flask_views", "fastapi", "django", "telemetry", "store_telemetry", "__main__"}
+NOT_CORE = {
+    "flask",
+    "flask_views",
+    "fastapi",
+    "django",
+    "telemetry",
+    "store_telemetry",
+    "openfeature",
+    "__main__",
+}
 REQUIRED = {
     "rampup",
     "rampup.model",
@@ -42,7 +51,15 @@ def _core_modules() -> list[str]:
 
 
 CORE = _core_modules()
-FORBIDDEN = ("flask", "django", "starlette", "fastapi", "opentelemetry", "werkzeug")
+FORBIDDEN = (
+    "flask",
+    "django",
+    "starlette",
+    "fastapi",
+    "opentelemetry",
+    "werkzeug",
+    "openfeature",
+)
 
 _PROBE = """
 import importlib, json, sys

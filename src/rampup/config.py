@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timezone
+from types import MappingProxyType
 from typing import Any
 
 from . import _files
@@ -24,7 +25,16 @@ from .rollout import parse_rollout, stage_split
 __all__ = ["KEY_PATTERN", "VARIANT_PATTERN", "load", "load_bytes", "parse_weights"]
 
 _TOP = {"version", "flags", "segments"}
-_FLAG = {"description", "variants", "default", "rules", "killed", "overridable", "salt"}
+_FLAG = {
+    "description",
+    "variants",
+    "default",
+    "rules",
+    "killed",
+    "overridable",
+    "salt",
+    "metadata",
+}
 _RULE = {"description", "segments", "conditions", "serve", "split", "ramp", "bucket_by", "rollout"}
 _SEGMENT = {"description", "keys", "conditions"}
 _CONDITION = {"attribute", "op", "value"}
@@ -268,6 +278,7 @@ class _Loader:
         self.expect([*path, "description"], desc, str, "a string")
         salt = raw.get("salt", key)
         self.expect([*path, "salt"], salt, str, "a string")
+        metadata = self.metadata([*path, "metadata"], raw.get("metadata", {}))
         rules: list[Rule] = []
         raw_rules = raw.get("rules", [])
         if self.expect([*path, "rules"], raw_rules, list, "a list of rules ([[flags.KEY.rules]])"):
@@ -277,7 +288,23 @@ class _Loader:
                     rules.append(rule)
         if len(self.problems) > n:
             return None
-        return Flag(key, variants, default, tuple(rules), killed, overridable, desc, salt)
+        return Flag(key, variants, default, tuple(rules), killed, overridable, desc, salt, metadata)
+
+    def metadata(self, path: list[str | int], raw: Any) -> Mapping[str, str | int | float | bool]:
+        """``metadata = { owner = "payments", ticket = 42 }``: scalar values only (OpenFeature's
+        flag metadata allows nothing else)."""
+        if not self.expect(path, raw, Mapping, "a table of name = string, number or boolean"):
+            return {}
+        out: dict[str, str | int | float | bool] = {}
+        for name, value in raw.items():
+            if isinstance(value, str | int | float | bool):
+                out[str(name)] = value
+            else:
+                self.problem(
+                    [*path, str(name)],
+                    f"expects a string, number or boolean, got {_short(value)}",
+                )
+        return MappingProxyType(out)
 
     def variants(self, path: list[str | int], raw: Mapping[str, Any]) -> tuple[Variant, ...]:
         if "variants" not in raw:

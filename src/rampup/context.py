@@ -27,6 +27,7 @@ __all__ = [
     "bind",
     "bound",
     "current",
+    "current_if_any",
     "current_or_none",
     "flags",
     "set_test_hook",
@@ -246,6 +247,19 @@ current_or_none: Callable[[], Flags | None] = partial(_current.get, None)
 
 #: The "nothing forced" mapping a Flags starts with when no override can apply.
 NOTHING_FORCED: Mapping[str, str] = _NO_FORCED
+
+
+def current_if_any() -> Flags | None:
+    """The Flags of the current request, or None outside one: like :func:`current` (the
+    fallbacks asked too), but never raises; for code that runs both in and out of requests,
+    e.g. rampup.openfeature's provider."""
+    f = _current.get(None)
+    if f is not None or not _fallbacks:
+        return f
+    try:
+        return current()
+    except UnboundFlagsError:
+        return None
 
 
 def unbind(token: Token[Flags]) -> None:

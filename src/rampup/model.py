@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -155,6 +155,8 @@ class Flag:
     overridable: bool = True
     description: str = ""
     salt: str = ""
+    #: scalar facts about the flag (owner, ticket, ...), passed on as OpenFeature flag metadata
+    metadata: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
     @property
     def off_variant(self) -> str:
