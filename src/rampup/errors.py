@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "MissingDependency", "Problem", "RampupError", "UnboundFlagsError"]
+__all__ = [
+    "ConfigError",
+    "MissingDependency",
+    "Problem",
+    "RampupError",
+    "StoreConflict",
+    "StoreError",
+    "UnboundFlagsError",
+]
 
 
 class RampupError(Exception):
@@ -66,3 +74,26 @@ class UnboundFlagsError(RampupError, RuntimeError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class StoreError(RampupError):
+    """The flag store (Redis) cannot do what was asked: unreachable, empty, or an unknown
+    version or flag. The message says what to check.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class StoreConflict(StoreError):
+    """A compare-and-set write lost: the live document is not at the version expected.
+
+    ``current`` is the live version, ``by`` and ``reason`` who wrote it and why.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, message: str, current: int, by: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.current = current
+        self.by = by
+        self.reason = reason

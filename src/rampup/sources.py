@@ -7,6 +7,7 @@ that captured the old snapshot keeps it to the end.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -194,19 +195,38 @@ if hasattr(os, "register_at_fork"):
 
 
 def as_source(flags: Any, watch: bool = True, strict: bool = True) -> Source:
-    """A source from what users pass as ``flags=``: a path, a mapping, a Snapshot or a Source.
+    """A source from what users pass as ``flags=``: a path, a URL, a mapping, a Snapshot or a
+    Source.
 
-    ``strict=False``: an invalid flag file serves no flags until fixed instead of raising.
+    ``redis://host:6379/0?namespace=shop`` (or ``rediss://`` for TLS, a password in the URL)
+    is a :class:`~rampup.redis_source.RedisSource` (``rampup[redis]``); ``https://...`` or
+    ``http://...`` a :class:`~rampup.http_source.HttpSource`. ``strict=False``: an invalid
+    flag file serves no flags until fixed instead of raising.
     """
+    if isinstance(flags, str):
+        scheme = flags.partition("://")[0].lower() if "://" in flags else ""
+        if scheme in ("redis", "rediss"):
+            from .redis_source import RedisSource  # imports redis-py: only when asked for
+
+            return RedisSource(flags, watch=watch)
+        if scheme in ("http", "https"):
+            from .http_source import HttpSource
+
+            return HttpSource(flags, watch=watch)
     if isinstance(flags, str | os.PathLike):
         return FileSource(flags, watch=watch, strict=strict)
     if isinstance(flags, Snapshot):
         return StaticSource(flags)
     if isinstance(flags, Mapping):
         return StaticSource(load(flags))
-    if isinstance(getattr(flags, "snapshot", None), Snapshot):
+    # A property is not read here: a source may start its watcher at the first read, which
+    # must happen in the process that serves (a pre-fork master builds the app, never serves).
+    if isinstance(inspect.getattr_static(flags, "snapshot", None), property) or isinstance(
+        getattr(flags, "snapshot", None), Snapshot
+    ):
         return flags  # type: ignore[no-any-return]
     raise TypeError(
-        f"flags= expects a flag file path, a mapping, a Snapshot or a source; got "
+        f"flags= expects a flag file path, a redis:// or https:// URL, a mapping, a Snapshot or "
+        f"a source; got "
         f"{type(flags).__name__}. Example: flags='flags.toml'"
     )

@@ -1,4 +1,5 @@
-"""The ``rampup`` command: check, explain, simulate, sign, refs, demo.
+"""The ``rampup`` command: check, explain, simulate, sign, refs, demo, and the store's push,
+kill, unkill, rollback, history and status.
 
 Each command lives in its own module with ``register(subparsers)``; user errors exit with a
 message and a status (1: the input is invalid; 2: usage), never a traceback.
@@ -16,7 +17,19 @@ from ..errors import ConfigError
 
 __all__ = ["CommandError", "main"]
 
-COMMANDS = ("check", "explain", "simulate", "sign", "refs", "demo")
+COMMANDS = (
+    "check",
+    "explain",
+    "simulate",
+    "sign",
+    "refs",
+    "demo",
+    # the Redis store (rampup[redis]): push; kill and unkill; history and rollback; status
+    "push",
+    "kill",
+    "history",
+    "status",
+)
 
 
 class CommandError(Exception):
