@@ -460,7 +460,8 @@ def test_metrics_per_variant_add_up_to_the_requests_sent(otel: Otel) -> None:
     # a flag serving one constant to everyone tells nothing about a variant: not counted
     assert otel.total("rampup.requests", feature_flag__key="checkout-button") == 0
     quantiles = {
-        a["quantile"] for a, _ in otel.points("rampup.request.duration.quantile")
+        a["quantile"]
+        for a, _ in otel.points("rampup.request.duration.quantile")
         if a["feature_flag.key"] == "new-checkout"
     }
     assert quantiles == {"0.5", "0.95", "0.99"}

@@ -202,29 +202,54 @@ class OutcomeSnapshot:
         return OutcomeSnapshot(out, at)
 
 
-class _Tally:
-    """The live, mutable sums of one (flag, variant)."""
+class _Sums:
+    """Latency sums of a set of requests (request count = sum of the buckets)."""
 
-    __slots__ = ("buckets", "error_subjects", "errors", "log_sq_sum", "log_sum", "requests")
+    __slots__ = ("buckets", "log_sq_sum", "log_sum")
 
     def __init__(self) -> None:
-        self.requests = 0
-        self.errors = 0
-        self.error_subjects = 0
         self.log_sum = 0.0
         self.log_sq_sum = 0.0
         self.buckets = [0] * BUCKETS
 
-    def stats(self) -> VariantStats:
-        buckets = tuple(self.buckets)
-        return VariantStats(
-            self.requests,
-            self.errors,
-            self.error_subjects,
-            self.log_sum,
-            self.log_sq_sum,
-            buckets if self.requests else (),
-        )
+    def add_to(self, other: _Sums) -> None:
+        other.log_sum += self.log_sum
+        other.log_sq_sum += self.log_sq_sum
+        ob = other.buckets
+        for i, n in enumerate(self.buckets):
+            if n:
+                ob[i] += n
+
+
+class _Tally(_Sums):
+    """The live sums of one (flag, variant): errors here, latency here and in its combos."""
+
+    __slots__ = ("error_subjects", "errors", "flag", "variant")
+
+    def __init__(self, flag: str, variant: str) -> None:
+        super().__init__()
+        self.flag = flag
+        self.variant = variant
+        self.errors = 0
+        self.error_subjects = 0
+
+
+class _Combo(_Sums):
+    """The latency sums of requests that were served the same decisions, in the same order.
+
+    A request adds to its one combo (three additions) instead of to each variant it was
+    served (three per variant); a read adds each combo to each of its variants. Views read
+    the same few flags, so there are few combos (capped at MAX_COMBOS)."""
+
+    __slots__ = ("tallies",)
+
+    def __init__(self, tallies: tuple[_Tally, ...]) -> None:
+        super().__init__()
+        self.tallies = tallies
+
+
+#: distinct combos kept at most; past it they are folded into their variants and dropped
+MAX_COMBOS = 1024
 
 
 class OutcomeBook:
@@ -233,12 +258,28 @@ class OutcomeBook:
     ``clock`` (monotonic seconds) is what the error-subject window is measured with.
     """
 
-    __slots__ = ("_clock", "_mark", "_recent", "_tallies", "_warned", "dropped")
+    __slots__ = (
+        "_clock",
+        "_combos",
+        "_decided",
+        "_held",
+        "_mark",
+        "_recent",
+        "_tallies",
+        "_warned",
+        "dropped",
+    )
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         #: flag -> variant -> tally
         self._tallies: dict[str, dict[str, _Tally]] = {}
+        #: (id of each decision a request was served, in order) -> its combo
+        self._combos: dict[tuple[int, ...], _Combo] = {}
+        #: id(decision) -> its tally, or _SKIP when the decision is not counted. Decisions are
+        #: prebuilt and shared by requests; _held keeps each alive so its id stays its own.
+        self._decided: dict[int, Any] = {}
+        self._held: list[Decision] = []
         #: (flag, variant, subject key) -> when its error was counted (oldest first)
         self._recent: dict[tuple[str, str, str], float] = {}
         self._mark = OutcomeSnapshot()
@@ -249,14 +290,34 @@ class OutcomeBook:
     # -- reading ---------------------------------------------------------------------------
     def read(self, flag: str) -> Mapping[str, VariantStats]:
         """``{variant: VariantStats}`` of ``flag`` since the process started."""
-        variants = self._tallies.get(flag)
-        if not variants:
-            return {}
-        return {v: t.stats() for v, t in list(variants.items())}
+        return self.snapshot().read(flag)
 
     def snapshot(self) -> OutcomeSnapshot:
         """Every flag's totals since the process started (never resets)."""
-        return OutcomeSnapshot({flag: self.read(flag) for flag in list(self._tallies)}, time.time())
+        latency: dict[int, _Sums] = {}
+        for combo in list(self._combos.values()):
+            for t in combo.tallies:
+                sums = latency.get(id(t))
+                if sums is None:
+                    sums = latency[id(t)] = _Sums()
+                    t.add_to(sums)
+                combo.add_to(sums)
+        out: dict[str, dict[str, VariantStats]] = {}
+        for flag, variants in list(self._tallies.items()):
+            stats = out[flag] = {}
+            for variant, t in list(variants.items()):
+                sums = latency.get(id(t), t)
+                buckets = tuple(sums.buckets)
+                requests = sum(buckets)
+                stats[variant] = VariantStats(
+                    requests,
+                    t.errors,
+                    t.error_subjects,
+                    sums.log_sum,
+                    sums.log_sq_sum,
+                    buckets if requests else (),
+                )
+        return OutcomeSnapshot(out, time.time())
 
     def take(self) -> OutcomeSnapshot:
         """What happened since the previous ``take()`` (or the start), and start a new window:
@@ -271,6 +332,53 @@ class OutcomeBook:
         return list(self._tallies)
 
     # -- writing (the request path) --------------------------------------------------------
+    def _combo(self, flags: Any, key: tuple[int, ...]) -> _Combo:
+        """The combo of a request served these decisions (made on first sight)."""
+        if len(self._combos) >= MAX_COMBOS or len(self._decided) >= _CACHE_SIZE:
+            self._fold()
+        combos = self._combos
+        tallies = tuple(
+            t
+            for t in map(self._learn, flags._decisions.values(), [flags] * len(key))
+            if t is not _SKIP
+        )
+        combo = _Combo(tallies)
+        # Found again by the decisions' ids only when each is held (an ERROR decision is not:
+        # its id could be reused by another decision) and no flag was read meanwhile (another
+        # thread); else by its tallies' ids (held for good), so its sums are never lost.
+        decided = self._decided
+        if len(key) == len(flags._decisions) and all(i in decided for i in key):
+            combos[key] = combo
+            return combo
+        return combos.setdefault(tuple(map(id, tallies)), combo)
+
+    def _fold(self) -> None:
+        """Add every combo to its variants and forget combos and decisions (cache full)."""
+        combos, self._combos = self._combos, {}
+        for combo in combos.values():
+            for t in combo.tallies:
+                combo.add_to(t)
+        self._decided = {}
+        self._held = []
+
+    def _learn(self, d: Decision, flags: Any) -> Any:
+        """Whether ``d`` counts, and where: a variable flag's variant, served by its rules
+        (its tally), or not (_SKIP)."""
+        t = self._decided.get(id(d))
+        if t is not None:
+            return t
+        if d.reason in (Reason.ERROR, Reason.UNKNOWN_FLAG) or d.variant is None:
+            return _SKIP  # built per request (not worth caching), or no variant
+        counted = (
+            d.reason in _COUNTED
+            # a constant flag's one decision (no rules, killed, "serve" to all)
+            and flags.snapshot._constants.get(d.key) is not d
+        )
+        t = self.tally(d.key, d.variant) if counted else None
+        self._decided[id(d)] = t = _SKIP if t is None else t
+        self._held.append(d)
+        return t
+
     def tally(self, flag: str, variant: str) -> _Tally | None:
         """The live sums of (flag, variant), created on first use; None when the book is full."""
         variants = self._tallies.get(flag)
@@ -284,7 +392,7 @@ class OutcomeBook:
             if len(variants) >= MAX_VARIANTS:
                 self._full(flag)
                 return None
-            t = variants.setdefault(variant, _Tally())
+            t = variants.setdefault(variant, _Tally(flag, variant))
         return t
 
     def _full(self, flag: str) -> None:
@@ -298,6 +406,13 @@ class OutcomeBook:
                 MAX_VARIANTS,
                 flag[:100],
             )
+
+    def _failed(self, flags: Any, tallies: tuple[_Tally, ...]) -> None:
+        subject = flags.subject.key if tallies else None
+        for t in tallies:
+            t.errors += 1
+            if self.first_error(t.flag, t.variant, subject):
+                t.error_subjects += 1
 
     def first_error(self, flag: str, variant: str, subject: str | None) -> bool:
         """Is this the subject's first error on (flag, variant) within the window? Records it.
@@ -325,7 +440,8 @@ class OutcomeBook:
 
 #: the process's outcome book, fed by every adapter's one-line setup
 book = _process_book = OutcomeBook()
-_MISS: Any = object()
+#: a decision the book does not count (constant flag, override, no variant)
+_SKIP: Any = object()
 
 
 class OutcomeRecorder:
@@ -335,70 +451,38 @@ class OutcomeRecorder:
     to feed another book instead.
     """
 
-    __slots__ = ("_held", "_tallies", "book")
+    __slots__ = ("book",)
 
     def __init__(self, book: OutcomeBook | None = None) -> None:
         self.book = book if book is not None else _process_book
-        #: id(decision) -> its tally, or None when the decision is not counted. Decisions are
-        #: prebuilt and shared by requests; _held keeps each alive so its id stays its own.
-        self._tallies: dict[int, _Tally | None] = {}
-        self._held: list[Decision] = []
 
     def on_decision(self, flags: Any, decision: Decision) -> None:
         """Nothing per read: the request's decisions are counted at its end."""
 
     def wants_end(self, flags: Any) -> bool:
         """Only a request that read a flag has anything to count."""
-        return bool(flags.decisions)
+        return bool(flags._decisions)
 
     def on_request_end(self, flags: Any, status: int | None, error: BaseException | None) -> None:
         """Count the request once for each counted variant it was served."""
-        decisions = flags.decisions
+        decisions = flags._decisions  # the slot behind .decisions: this runs per request
         if not decisions:
+            return
+        book = self.book
+        key = tuple(map(id, decisions.values()))
+        combo = book._combos.get(key)
+        if combo is None:
+            combo = book._combo(flags, key)
+        if not combo.tallies:
             return
         seconds = time.perf_counter() - flags.started
         ln = math.log(seconds) if seconds > 0.0 else _LN_MIN
         i = int((ln - _LN_MIN) * _PER_LN)
-        i = 0 if i < 0 else (i if i < _TOP else _TOP)
-        failed = error is not None or (status is not None and status >= 500)
-        sq = ln * ln
-        tallies = self._tallies
-        for d in decisions.values():
-            t = tallies.get(id(d), _MISS)
-            if t is None:
-                continue
-            if t is _MISS:
-                t = self._learn(flags, d)
-                if t is None:
-                    continue
-            t.requests += 1
-            t.log_sum += ln
-            t.log_sq_sum += sq
-            t.buckets[i] += 1
-            if failed:
-                t.errors += 1
-                subject = flags.subject.key
-                if self.book.first_error(d.key, d.variant or "", subject):
-                    t.error_subjects += 1
-
-    def _learn(self, flags: Any, d: Decision) -> _Tally | None:
-        """Whether ``d`` counts, and where: a variable flag's variant, served by its rules."""
-        if d.reason in (Reason.ERROR, Reason.UNKNOWN_FLAG):
-            return None  # built per request: not worth caching
-        counted = (
-            d.reason in _COUNTED
-            and d.variant is not None
-            # a constant flag's one decision (no rules, killed, "serve" to all)
-            and flags.snapshot._constants.get(d.key) is not d
-        )
-        tallies = self._tallies
-        if len(tallies) >= _CACHE_SIZE:  # decisions of old snapshots
-            tallies.clear()
-            self._held.clear()
-        t = self.book.tally(d.key, d.variant) if counted and d.variant is not None else None
-        tallies[id(d)] = t
-        self._held.append(d)
-        return t
+        combo.buckets[0 if i < 0 else (i if i < _TOP else _TOP)] += 1
+        combo.log_sum += ln
+        combo.log_sq_sum += ln * ln
+        if error is not None or (status is not None and status >= 500):
+            book._failed(flags, combo.tallies)
 
 
 def report(source: OutcomeBook | OutcomeSnapshot | None = None) -> list[dict[str, Any]]:

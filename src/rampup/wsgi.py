@@ -256,7 +256,11 @@ class RampupMiddleware:
             _current.reset(token)
         # e.g. telemetry with nothing recorded for this request needs no end
         if seen is not None and f.listeners and runtime.wants_end(f):
-            return _Body(body, f, environ, runtime, seen)
+            if type(body) is not list:
+                return _Body(body, f, environ, runtime, seen)
+            # Already produced: no app code runs while a list is sent, so the request ends
+            # now (following it costs a wrapper and two context switches per request).
+            runtime.finish(f, _last_status(seen), None)
         if type(body) is not list:
             if not self.stream_context:
                 # The framework streams in its own context (Flask: stream_with_context), where
