@@ -112,3 +112,39 @@ def test_importing_telemetry_says_what_to_install() -> None:
     kind, message = proc.stdout.strip().splitlines()
     assert kind == "MissingDependency True"
     assert 'pip install "rampup[otel]"' in message
+
+
+def test_auto_telemetry_without_the_api_counts_outcomes_and_imports_nothing() -> None:
+    """telemetry="auto" (the default) without opentelemetry-api: only the outcome book's
+    recorder is installed, the book counts, no opentelemetry module is imported; asking for
+    telemetry="on" says what to install."""
+    proc = run(
+        """
+        import io, sys
+        from wsgiref.util import setup_testing_defaults
+
+        import rampup, rampup.outcomes, rampup.wsgi
+
+        FLAGS = {"flags": {"split": {"rules": [{"split": {"on": 50, "off": 50}}]}}}
+
+        def view(environ, start_response):
+            environ["rampup.flags"].variant("split")
+            start_response("200 OK", [])
+            return [b""]
+
+        app = rampup.wsgi.RampupMiddleware(view, flags=FLAGS, watch=False, user_header="X-U")
+        print([type(x).__name__ for x in app.runtime.listeners])
+        for i in range(5):
+            environ = {"wsgi.input": io.BytesIO(), "HTTP_X_U": f"u{i}"}
+            setup_testing_defaults(environ)
+            list(app(environ, lambda *a: None))
+        print(sum(s.requests for s in rampup.outcomes.book.read("split").values()))
+        print("otel modules:", sorted(m for m in sys.modules if m.startswith("opentelemetry")))
+        try:
+            rampup.wsgi.RampupMiddleware(view, flags=FLAGS, watch=False, telemetry="on")
+        except rampup.MissingDependency as exc:
+            print("on:", "rampup[otel]" in str(exc))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["['OutcomeRecorder']", "5", "otel modules: []", "on: True"]

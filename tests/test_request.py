@@ -70,23 +70,27 @@ class _Ends:
 
 def test_listeners_that_do_not_want_the_end_skip_following_the_body() -> None:
     """wants_end() False: a produced body is handed over as is and no end is reported;
-    True: the body is followed and the end reported once, with the status."""
+    True: the end is reported once, with the status: at once for a produced (list) body,
+    handed over as is (no app code runs while it is sent), else once the body is done."""
     from rampup.wsgi import RampupMiddleware
 
     produced = [b"x"]
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         start_response("201 Created", [])
-        return produced
+        return produced if environ["PATH_INFO"] == "/list" else iter(produced)
 
     for want in (False, True):
         listener = _Ends(want)
         mw = RampupMiddleware(app, flags=FLAGS, listeners=[listener])
-        body = mw({"REQUEST_METHOD": "GET"}, lambda s, h, e=None: None)
-        assert (body is produced) is not want
+        body = mw({"REQUEST_METHOD": "GET", "PATH_INFO": "/list"}, lambda s, h, e=None: None)
+        assert body is produced
+        assert listener.ended == ([201] if want else [])
+        body = mw({"REQUEST_METHOD": "GET", "PATH_INFO": "/gen"}, lambda s, h, e=None: None)
+        assert listener.ended == ([201] if want else [])  # not yet: the body is not done
         assert b"".join(body) == b"x"
         getattr(body, "close", lambda: None)()
-        assert listener.ended == ([201] if want else [])
+        assert listener.ended == ([201, 201] if want else [])
 
 
 def test_a_malformed_id_cookie_is_replaced_with_a_reason_in_debug_logs(

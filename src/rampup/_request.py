@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, Protocol
 from weakref import ReferenceType
 
+from ._telemetry_auto import listeners_for
 from .context import _NO_FORCED, Flags, Listener
 from .model import Reason, Subject
 from .sources import Source, as_source
@@ -76,6 +77,9 @@ class Settings:
     debug: bool | None = None
     #: listeners told of each decision and request (telemetry is one)
     listeners: tuple[Listener, ...] = ()
+    #: OpenTelemetry: "auto" (on when opentelemetry-api is importable), "on"/True, "off"/False,
+    #: or a listener instance (see rampup._telemetry_auto.listeners_for)
+    telemetry: Any = "auto"
     #: watch the flag file and reload it when it changes
     watch: bool = True
 
@@ -166,8 +170,10 @@ class Runtime:
             request_overrides = reader_for(settings)
         self.source: Source = as_source(flags, watch=settings.watch, strict=strict)
         self.settings = settings
-        self._starts = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_start"))
-        self._ends = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_end"))
+        # the given listeners, the outcome book's recorder and (option "telemetry") telemetry
+        listeners = listeners_for(settings.telemetry, settings.listeners)
+        self._starts = tuple(lst for lst in listeners if hasattr(lst, "on_request_start"))
+        self._ends = tuple(lst for lst in listeners if hasattr(lst, "on_request_end"))
         self._wants = tuple(getattr(lst, "wants_end", None) for lst in self._ends)
         attrs = [
             f"Path={settings.cookie_path}",
@@ -180,7 +186,7 @@ class Runtime:
         self._cookie_attrs = "; ".join(attrs)
         self.overrides = request_overrides
         #: every listener, in the order given
-        self.listeners: tuple[Listener, ...] = settings.listeners
+        self.listeners: tuple[Listener, ...] = listeners
         #: an adapter must report the end of each request (status, error) to listeners
         self.needs_end = bool(self._ends)
         #: requests are timed (perf_counter at open) for listeners

@@ -1,15 +1,20 @@
-"""Answer "is the error rate of new-checkout=on worse than =off?" from exported metric data.
+"""Answer "is the error rate of new-checkout=on worse than =off?" from the outcome book, or
+from exported metric data.
 
-:func:`error_rates` reads the ``rampup.requests`` and ``rampup.request.errors`` counters out of
-OpenTelemetry SDK metric data (``InMemoryMetricReader().get_metrics_data()``, or the reader
-itself) and sums them per variant. It only walks the data's attributes, so it imports nothing
-from the SDK. In a metrics backend, the same question is a ratio of two rates (see the README).
+:func:`error_rates` reads the process's outcome book (``rampup.outcomes.book``, the default),
+another book or a snapshot of one; or the ``rampup.requests`` and ``rampup.request.errors``
+counters out of OpenTelemetry SDK metric data (``InMemoryMetricReader().get_metrics_data()``,
+or the reader itself), summed per variant. It only walks the data's attributes, so it imports
+nothing from the SDK. In a metrics backend, the same question is a ratio of two rates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from .outcomes import OutcomeBook, OutcomeSnapshot
+from .outcomes import book as process_book
 
 __all__ = ["VariantOutcome", "error_rates"]
 
@@ -32,10 +37,20 @@ class VariantOutcome:
         return self.errors / self.requests if self.requests else 0.0
 
 
-def error_rates(metrics_data: Any, flag: str) -> dict[str, VariantOutcome]:
-    """Requests and errors per variant of ``flag``, summed over every status class and every
-    resource and scope in ``metrics_data`` (SDK ``MetricsData`` or a reader with
-    ``get_metrics_data()``). Sums of cumulative counters, as the SDK exports by default."""
+def error_rates(metrics_data: Any = None, flag: str | None = None) -> dict[str, VariantOutcome]:
+    """Requests and errors per variant of ``flag``, sorted by variant.
+
+    ``error_rates("new-checkout")`` or ``error_rates(book, "new-checkout")`` read an outcome
+    book (default: the process's) or an :class:`~rampup.outcomes.OutcomeSnapshot`. Given SDK
+    ``MetricsData`` or a reader with ``get_metrics_data()``, the exported counters are summed
+    over every resource and scope (sums of cumulative counters, the SDK's default)."""
+    if flag is None and isinstance(metrics_data, str):
+        metrics_data, flag = process_book, metrics_data
+    if flag is None:
+        raise TypeError("rampup: error_rates() needs the flag key: error_rates([source,] flag)")
+    if isinstance(metrics_data, OutcomeBook | OutcomeSnapshot):
+        stats = metrics_data.read(flag)
+        return {v: VariantOutcome(stats[v].requests, stats[v].errors) for v in sorted(stats)}
     if hasattr(metrics_data, "get_metrics_data"):
         metrics_data = metrics_data.get_metrics_data()
     requests: dict[str, int] = {}

@@ -1,17 +1,23 @@
-"""OpenTelemetry for rampup: tag traces with the variants served, count outcomes per variant,
-and optionally carry the served variants to downstream services in W3C baggage.
+"""OpenTelemetry for rampup: tag traces with the variants served, export each variant's
+outcomes, and optionally carry the served variants to downstream services in W3C baggage.
 
-:class:`RampupTelemetry` is a listener (``listeners=[RampupTelemetry()]`` on any adapter). It
-depends on ``opentelemetry-api`` only; with no SDK configured its calls are no-ops
-(``bench/bench_telemetry.py`` measures them). Names follow the OpenTelemetry semantic
-conventions for feature flags; README's "Telemetry" section lists every name and the version.
+Every adapter installs :func:`shared` (one :class:`RampupTelemetry` per process) when
+opentelemetry-api is importable (option ``telemetry="auto"``); pass ``telemetry=False`` to turn
+it off or ``telemetry=RampupTelemetry(...)`` to customise it. It depends on
+``opentelemetry-api`` only; with no SDK configured it leaves each request at its first flag read
+(``bench/bench_telemetry.py`` measures it).
+
+A request makes no SDK metric call: the outcome counts and latencies come from the outcome book
+(:mod:`rampup.outcomes`) and the evaluation counts from plain in-process sums, both read by
+observable instruments when the SDK collects. Names follow the OpenTelemetry semantic
+conventions for feature flags; ``docs/telemetry.md`` lists every name.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Collection
+import logging
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import MissingDependency
@@ -19,7 +25,7 @@ from .errors import MissingDependency
 try:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
-    from opentelemetry.metrics import MeterProvider, get_meter
+    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 except ImportError as exc:  # pragma: no cover - exercised by tests/test_no_otel.py in a subprocess
     raise MissingDependency(
         'rampup.telemetry needs OpenTelemetry: pip install "rampup[otel]"'
@@ -28,8 +34,11 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/test_no_otel
 from . import __version__
 from ._telemetry_baggage import BAGGAGE_KEY, Carrier
 from ._telemetry_report import VariantOutcome, error_rates
+from ._telemetry_spans import event_adder
 from .context import Flags
 from .model import Decision, Reason
+from .outcomes import OutcomeBook, OutcomeSnapshot
+from .outcomes import book as process_book
 
 if TYPE_CHECKING:
     from ._telemetry_logs import EventLogger
@@ -39,12 +48,16 @@ __all__ = [
     "BAGGAGE_KEY",
     "DURATION",
     "ERRORS",
+    "ERROR_SUBJECTS",
     "EVALUATIONS",
     "REQUESTS",
     "RampupTelemetry",
     "VariantOutcome",
     "error_rates",
+    "shared",
 ]
+
+log = logging.getLogger("rampup")
 
 # Semantic conventions for feature flags (not the deprecated feature_flag.variant and
 # feature_flag.provider_name).
@@ -62,11 +75,14 @@ ATTRIBUTE_PREFIX = "feature_flag.rampup."
 EVALUATIONS = "feature_flag.evaluations"
 REQUESTS = "rampup.requests"
 ERRORS = "rampup.request.errors"
-DURATION = "rampup.request.duration"
-
-#: the semantic conventions' HTTP server duration buckets, in seconds
-_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+ERROR_SUBJECTS = "rampup.request.error_subjects"
+#: a gauge of the latency quantiles (attribute ``quantile``: "0.5", "0.95", "0.99")
+DURATION = "rampup.request.duration.quantile"
+QUANTILE = "quantile"
+_QUANTILES = (("0.5", 0.5), ("0.95", 0.95), ("0.99", 0.99))
 _CACHE_SIZE = 4096
+#: distinct (flag, variant, reason) evaluation counters kept at most
+_MAX_EVAL_SERIES = 4096
 #: lower-case semconv reasons; "override" is ours (the conventions allow custom values)
 _REASONS = {
     Reason.DEFAULT: "default",
@@ -78,8 +94,6 @@ _REASONS = {
     Reason.ERROR: "error",
 }
 _ERROR_TYPES = {Reason.UNKNOWN_FLAG: "flag_not_found", Reason.ERROR: "general"}
-_STATUS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
-_CLASSES = (*_STATUS.values(), "unknown")
 # What opentelemetry-instrumentation's is_instrumentation_enabled() reads: a key the API
 # defines (private name, hence getattr) and its plain-string predecessor. Reading them here
 # needs no import of the optional instrumentation package.
@@ -95,9 +109,9 @@ _instances = 0
 class _Info:
     """Everything derived from one (immutable, prebuilt) Decision, computed once."""
 
-    __slots__ = ("attribute", "decision", "eval_attrs", "event_attrs", "outcome", "variant")
+    __slots__ = ("attribute", "count", "decision", "eval_attrs", "event", "variant")
 
-    def __init__(self, d: Decision, prefix: str, outcome: bool) -> None:
+    def __init__(self, d: Decision, prefix: str, count: list[int]) -> None:
         self.decision = d  # held, so its id() cannot be reused while it is a cache key
         self.variant = d.variant
         self.attribute = prefix + d.key
@@ -109,50 +123,52 @@ class _Info:
         if error is not None:
             attrs[ERROR_TYPE] = error
         self.eval_attrs = attrs
-        self.event_attrs = {**attrs, PROVIDER: "rampup"}
-        #: status class -> the outcome instruments' attributes; None: no outcome metrics
-        self.outcome: dict[str, dict[str, Any]] | None = None
-        if outcome and d.variant is not None:
-            self.outcome = {c: {KEY: d.key, VARIANT: d.variant, STATUS_CLASS: c} for c in _CLASSES}
+        self.event = event_adder(EVENT, {**attrs, PROVIDER: "rampup"})
+        #: the evaluation count of these attributes, shared by every _Info that has them
+        self.count = count
 
 
 # What telemetry keeps for one request, in ``RequestFlags.state``: a list rather than an object
 # because it is built on every request that reads a flag, and a list is several times cheaper.
 _SPAN = 0  #: the span to tag, or None
-_SERVED = 1  #: the outcome attributes of each variant served (None: no metrics to record)
-_CID = 2  #: the feature_flag.context.id of the request, once computed
-_CARRIER = 3  #: the baggage Carrier, once a decision went into baggage
+_CID = 1  #: the feature_flag.context.id of the request, once computed
+_CARRIER = 2  #: the baggage Carrier, once a decision went into baggage
 
 
 class RampupTelemetry:
-    """Record each flag decision on the current span and in per-variant metrics.
+    """Record each flag decision on the current span; export per-variant outcomes.
 
-    ``mode``: ``"events"`` (a ``feature_flag.evaluation`` span event per flag), ``"attributes"``
-    (a ``feature_flag.rampup.<key>`` span attribute per flag), ``"both"``, or ``"off"``.
-    ``context_id``: add ``feature_flag.context.id``: ``"raw"`` (the subject key) or ``"hash"``
-    (16 hex digits of its SHA-256). ``outcome_flags``: the flags whose variants get request
-    outcome metrics (default: each flag the request decided, up to ``max_outcome_flags``).
+    ``mode``: ``"events"`` (a ``feature_flag.evaluation`` span event per flag; the default),
+    ``"attributes"`` (a ``feature_flag.rampup.<key>`` span attribute per flag), ``"both"``, or
+    ``"off"``. ``context_id``: add ``feature_flag.context.id``: ``"raw"`` (the subject key) or
+    ``"hash"`` (16 hex digits of its SHA-256). ``metrics``: register the observable instruments.
+    ``book``: the outcome book to export (default: the process's); only what it counts after
+    this object was made is exported. ``outcome_flags``: export only these flags' outcomes;
+    ``max_outcome_flags``: export at most this many flags (the first ones seen).
     ``event_logs``: also emit log-based ``feature_flag.evaluation`` events. ``baggage``:
     ``"overrides"`` or ``"decisions"`` puts them in the ``rampup.override`` baggage entry.
     """
 
+    #: how rampup._telemetry_auto tells a telemetry listener from others without importing this
+    rampup_telemetry = True
+
     __slots__ = (
         "_baggage",
+        "_base",
         "_cache",
         "_context_id",
-        "_duration",
-        "_errors",
-        "_evals",
+        "_counts",
         "_events",
+        "_instruments",
         "_logger",
         "_max_outcome",
         "_metrics",
         "_outcome_flags",
         "_prefix",
-        "_requests",
         "_slot",
         "_span_attrs",
         "_spans",
+        "book",
     )
 
     def __init__(
@@ -162,8 +178,9 @@ class RampupTelemetry:
         mode: str = "events",
         metrics: bool = True,
         context_id: bool | str = False,
+        book: OutcomeBook | None = None,
         outcome_flags: Collection[str] | None = None,
-        max_outcome_flags: int = 20,
+        max_outcome_flags: int = 100,
         event_logs: bool = False,
         logger_provider: Any = None,
         baggage: str = "off",
@@ -186,6 +203,11 @@ class RampupTelemetry:
         self._baggage = None if baggage == "off" else baggage
         self._prefix = attribute_prefix
         self._cache: dict[int, _Info] = {}
+        #: (key, variant, reason, error type) -> [evaluations]; read by the observable counter
+        self._counts: dict[tuple[Any, ...], list[int]] = {}
+        #: the book whose outcomes are exported, and what it held when this object was made
+        self.book = book if book is not None else process_book
+        self._base = self.book.snapshot()
         _instances += 1
         # Our own key in the state dict listeners share, so two instances never collide.
         self._slot = f"rampup.telemetry.{_instances}"
@@ -196,26 +218,9 @@ class RampupTelemetry:
             self._logger = EventLogger(__version__, logger_provider)
         #: whether any span is needed at all (tagging, or linking log events to it)
         self._spans = self._events or self._span_attrs or self._logger is not None
-        meter = get_meter("rampup", __version__, meter_provider)
-        self._evals = meter.create_counter(
-            EVALUATIONS, unit="{evaluation}", description="Feature flag evaluations"
-        )
-        self._requests = meter.create_counter(
-            REQUESTS, unit="{request}", description="Requests, per flag variant served"
-        )
-        self._errors = meter.create_counter(
-            ERRORS, unit="{request}", description="Requests that failed (5xx or an exception)"
-        )
-        description = "Request duration, per flag variant served"
-        try:
-            self._duration = meter.create_histogram(
-                DURATION,
-                unit="s",
-                description=description,
-                explicit_bucket_boundaries_advisory=list(_BUCKETS),
-            )
-        except TypeError:  # opentelemetry-api < 1.23: no bucket advice (configure a View)
-            self._duration = meter.create_histogram(DURATION, unit="s", description=description)
+        self._instruments: list[Any] = []
+        if self._metrics:
+            self._instruments = _register(self, get_meter("rampup", __version__, meter_provider))
 
     # -- listener protocol -----------------------------------------------------------------
     def on_request_start(self, flags: Any) -> None:
@@ -231,7 +236,7 @@ class RampupTelemetry:
             st[self._slot] = ctx
 
     def on_decision(self, flags: Flags, decision: Decision) -> None:
-        """Tag the span, count the evaluation, note the variant for the outcome metrics."""
+        """Tag the span and count the evaluation (a plain sum, exported at collection)."""
         try:
             st = flags.state  # type: ignore[attr-defined]
         except AttributeError:  # a Flags built by hand (a job, a script): no request
@@ -247,11 +252,7 @@ class RampupTelemetry:
         info = self._cache.get(id(decision))
         if info is None or info.decision is not decision:
             info = self._new_info(decision)
-        served = req[_SERVED]
-        if served is not None:
-            self._evals.add(1, info.eval_attrs)
-            if info.outcome is not None and len(served) < self._max_outcome:
-                served.append(info.outcome)
+        info.count[0] += 1
         span = req[_SPAN]
         if span is not None or self._logger is not None:
             self._tag(span, req, flags, info)
@@ -266,37 +267,36 @@ class RampupTelemetry:
             carrier.add(decision.key, info.variant)
 
     def wants_end(self, flags: Any) -> bool:
-        """Only a request with outcome metrics to record or baggage to detach needs its end:
-        with no SDK configured, or no flag read, the adapter can skip following the body."""
+        """Only a request with baggage to detach needs its end (outcomes are the book's)."""
         st = flags.state
         req = st.get(self._slot) if st is not None else None
-        return type(req) is list and (req[_CARRIER] is not None or bool(req[_SERVED]))
+        return type(req) is list and req[_CARRIER] is not None
 
     def on_request_end(self, flags: Any, status: int | None, error: BaseException | None) -> None:
-        """Count the request once for each variant it was served; undo our baggage."""
+        """Undo our baggage; drop what the request kept."""
         st = flags.state
         # pop: the request's Flags lives in a reference cycle (environ <-> flags) until the
         # garbage collector runs; the span and context must not wait for it with them.
         req = st.pop(self._slot, None) if st is not None else None
-        if type(req) is not list:
-            return
-        if req[_CARRIER] is not None:
+        if type(req) is list and req[_CARRIER] is not None:
             req[_CARRIER].close()
-        served = req[_SERVED]
-        if not served:
-            return
-        duration = time.perf_counter() - flags.started
-        cls = _STATUS.get(status // 100, "unknown") if status is not None else "unknown"
-        if error is not None and cls == "unknown":
-            cls = "5xx"  # the server answers an unhandled exception with a 500
-        failed = error is not None or (status is not None and status >= 500)
-        add, record, add_error = self._requests.add, self._duration.record, self._errors.add
-        for outcome in served:
-            attrs = outcome[cls]
-            add(1, attrs)
-            record(duration, attrs)
-            if failed:
-                add_error(1, attrs)
+
+    # -- reading, for the observable instruments -------------------------------------------
+    def outcomes(self) -> OutcomeSnapshot:
+        """The book's outcomes since this object was made (what the instruments export)."""
+        return self.book.snapshot().since(self._base)
+
+    def evaluations(self) -> list[tuple[dict[str, Any], int]]:
+        """(attributes, evaluations) of each (flag, variant, reason) seen."""
+        out = []
+        for key, count in list(self._counts.items()):
+            attrs = {KEY: key[0], REASON: key[2]}
+            if key[1] is not None:
+                attrs[VARIANT] = key[1]
+            if key[3] is not None:
+                attrs[ERROR_TYPE] = key[3]
+            out.append((attrs, count[0]))
+        return out
 
     # -- internals -------------------------------------------------------------------------
     def _begin(self, flags: Any, st: dict[str, Any] | None, ctx: Any) -> list[Any] | None:
@@ -321,18 +321,23 @@ class RampupTelemetry:
                 span = _get_current_span(now)
                 if not span.is_recording():
                     span = None
-        # No SDK behind the API's proxy instruments: their calls would be no-ops (_recorded).
-        recorded = self._metrics and getattr(self._evals, "_real_instrument", 1) is not None
-        served: list[Any] | None = [] if recorded else None
-        if span is None and served is None and self._logger is None and self._baggage is None:
+        if span is None and self._logger is None and self._baggage is None and not self._live():
             self._idle(flags, st)  # no SDK: nothing to record
             return None
-        req: list[Any] = [span, served, None, None]  # _SPAN, _SERVED, _CID, _CARRIER
+        req: list[Any] = [span, None, None]  # _SPAN, _CID, _CARRIER
         if st is None:
             flags.state = {self._slot: req}
         else:
             st[self._slot] = req
         return req
+
+    def _live(self) -> bool:
+        """Does an SDK collect our instruments? (False for the API's proxies with no SDK set:
+        counting evaluations would then be wasted.) Reads the proxy's private
+        ``_real_instrument`` only to skip work: if it goes away, instruments count as live."""
+        return bool(self._instruments) and (
+            getattr(self._instruments[0], "_real_instrument", 1) is not None
+        )
 
     def _idle(self, flags: Any, st: dict[str, Any] | None) -> None:
         """Nothing to record for this request: stop hearing of its decisions (the adapter's
@@ -349,8 +354,7 @@ class RampupTelemetry:
         info = self._cache.get(id(d))
         if info is None or info.decision is not d:
             info = self._new_info(d)
-        if self._metrics and _recorded(self._evals):
-            self._evals.add(1, info.eval_attrs)
+        info.count[0] += 1
         span = _get_current_span(ctx) if self._spans else None
         if span is not None and not span.is_recording():
             span = None
@@ -361,9 +365,13 @@ class RampupTelemetry:
         cache = self._cache
         if len(cache) >= _CACHE_SIZE:  # decisions of old snapshots, or many unknown keys
             cache.clear()
-        of = self._outcome_flags
-        outcome = self._metrics and d.reason is not Reason.OVERRIDE and (of is None or d.key in of)
-        info = cache[id(d)] = _Info(d, self._prefix, outcome)
+        series = (d.key, d.variant, _REASONS.get(d.reason, "unknown"), _ERROR_TYPES.get(d.reason))
+        count = self._counts.get(series)
+        if count is None:
+            count = [0]
+            if len(self._counts) < _MAX_EVAL_SERIES:  # else counted, but never exported
+                count = self._counts.setdefault(series, count)
+        info = cache[id(d)] = _Info(d, self._prefix, count)
         return info
 
     def _tag(self, span: Any, req: list[Any] | None, flags: Flags, info: _Info) -> None:
@@ -373,28 +381,107 @@ class RampupTelemetry:
             span.set_attribute(info.attribute, info.variant)
         if not (self._events and recording) and self._logger is None:
             return
-        attrs = info.event_attrs
-        if self._context_id is not None:
-            cid = req[_CID] if req is not None else None
-            if cid is None:
-                cid = _context_id(flags, self._context_id)
-                if req is not None:
-                    req[_CID] = cid
-            if cid:
-                attrs = {**attrs, CONTEXT_ID: cid}
+        if self._context_id is None:
+            if self._events and recording:
+                info.event.add_to(span)
+            if self._logger is not None:
+                self._logger.emit(EVENT, info.event.attributes, span)
+            return
+        cid = req[_CID] if req is not None else None
+        if cid is None:
+            cid = _context_id(flags, self._context_id)
+            if req is not None:
+                req[_CID] = cid
+        attrs = {**info.event.attributes, CONTEXT_ID: cid} if cid else info.event.attributes
         if self._events and recording:
             span.add_event(EVENT, attrs)
         if self._logger is not None:
             self._logger.emit(EVENT, attrs, span)
 
 
-def _recorded(instrument: Any) -> bool:
-    """False for an API proxy instrument that no SDK backs yet, whose calls would be no-ops.
+def _register(tel: RampupTelemetry, meter: Any) -> list[Any]:
+    """The observable instruments of ``tel``: evaluations first (``_live`` looks at it)."""
 
-    This reads the proxy's private ``_real_instrument`` only to skip work: if the attribute
-    ever goes away, every instrument counts as recorded and is simply called.
-    """
-    return getattr(instrument, "_real_instrument", instrument) is not None
+    def evaluations(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, attrs) for attrs, n in tel.evaluations()]
+
+    def outcome(field: str) -> Any:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(getattr(s, field), a) for a, s in _exported(tel)]
+
+        return observe
+
+    def durations(options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for attrs, s in _exported(tel):
+            for name, q in _QUANTILES:
+                value = s.quantile(q)
+                if value is not None:
+                    out.append(Observation(value, {**attrs, QUANTILE: name}))
+        return out
+
+    return [
+        meter.create_observable_counter(
+            EVALUATIONS, [evaluations], unit="{evaluation}", description="Feature flag evaluations"
+        ),
+        meter.create_observable_counter(
+            REQUESTS,
+            [outcome("requests")],
+            unit="{request}",
+            description="Requests, per variant served of flags that split or target",
+        ),
+        meter.create_observable_counter(
+            ERRORS,
+            [outcome("errors")],
+            unit="{request}",
+            description="Requests that failed (5xx or an exception), per variant served",
+        ),
+        meter.create_observable_counter(
+            ERROR_SUBJECTS,
+            [outcome("error_subjects")],
+            unit="{subject}",
+            description="Subjects whose request failed, each counted once per 60 s",
+        ),
+        meter.create_observable_gauge(
+            DURATION,
+            [durations],
+            unit="s",
+            description="Request duration quantiles since the process started, per variant",
+        ),
+    ]
+
+
+def _exported(tel: RampupTelemetry) -> list[tuple[dict[str, Any], Any]]:
+    """(attributes, VariantStats) of each exported (flag, variant); never raises into the SDK."""
+    try:
+        snap = tel.outcomes()
+    except Exception:
+        log.exception("rampup: reading the outcome book failed; exporting nothing this time")
+        return []
+    only, cap = tel._outcome_flags, tel._max_outcome
+    out = []
+    flags: set[str] = set()
+    for flag, variant, stats in snap:
+        if (only is not None and flag not in only) or not stats.requests:
+            continue
+        if flag not in flags:
+            if len(flags) >= cap:
+                continue
+            flags.add(flag)
+        out.append(({KEY: flag, VARIANT: variant}, stats))
+    return out
+
+
+_shared: RampupTelemetry | None = None
+
+
+def shared() -> RampupTelemetry:
+    """The process's telemetry listener, made on first use: what ``telemetry="auto"`` installs
+    in every middleware (one set of instruments per process, on the global providers)."""
+    global _shared
+    if _shared is None:
+        _shared = RampupTelemetry()
+    return _shared
 
 
 def _context_id(flags: Flags, how: str) -> str:

@@ -256,7 +256,15 @@ class RampupMiddleware:
             _current.reset(token)
         # e.g. telemetry with nothing recorded for this request needs no end
         if seen is not None and f.listeners and runtime.wants_end(f):
-            return _Body(body, f, environ, runtime, seen)
+            callbacks = None if self.stream_context else getattr(body, "_callbacks", None)
+            if type(body) is list:
+                # Already produced: no app code runs while a list is sent, so the request
+                # ends now (following it costs a wrapper and two context switches).
+                runtime.finish(f, _last_status(seen), None)
+            elif type(callbacks) is list:  # Werkzeug's ClosingIterator: its close() ends it
+                callbacks.append(partial(_finish, runtime, f, seen))
+            else:
+                return _Body(body, f, environ, runtime, seen)
         if type(body) is not list:
             if not self.stream_context:
                 # The framework streams in its own context (Flask: stream_with_context), where
@@ -285,6 +293,10 @@ class RampupMiddleware:
         finally:
             _current.reset(token)
         return _Body(body, f, environ)
+
+
+def _finish(runtime: Runtime, f: RequestFlags, seen: list[str]) -> None:
+    runtime.finish(f, _last_status(seen), None)
 
 
 def _forget(environ: dict[str, Any], f: Flags) -> None:
