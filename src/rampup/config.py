@@ -21,12 +21,13 @@ from .engine import Snapshot
 from .errors import ConfigError, Problem
 from .model import BUCKETS, Condition, Flag, RampStep, Rule, Segment, Split, Variant
 from .operators import OPERATORS, check_value
+from .rollout import parse_rollout, stage_split
 
 __all__ = ["load", "parse_weights"]
 
 _TOP = {"version", "flags", "segments"}
 _FLAG = {"description", "variants", "default", "rules", "killed", "overridable", "salt"}
-_RULE = {"description", "segments", "conditions", "serve", "split", "ramp", "bucket_by"}
+_RULE = {"description", "segments", "conditions", "serve", "split", "ramp", "bucket_by", "rollout"}
 _SEGMENT = {"description", "keys", "conditions"}
 _CONDITION = {"attribute", "op", "value"}
 _STEP = {"from", "split"}
@@ -304,10 +305,11 @@ class _Loader:
                         f"did you mean {close[0]!r}?" if close else "define it under [segments]",
                     )
         conds = self.conditions([*path, "conditions"], raw.get("conditions", []))
-        outcomes = [k for k in ("serve", "split", "ramp") if k in raw]
+        outcomes = [k for k in ("serve", "split", "ramp", "rollout") if k in raw]
         if len(outcomes) != 1:
             self.problem(
                 path,
+                # (rollout is the fourth kind; the message stays as README quotes it)
                 "a rule needs exactly one of serve, split or ramp"
                 + (f" (has {', '.join(outcomes)})" if outcomes else ""),
             )
@@ -329,6 +331,13 @@ class _Loader:
         elif "split" in raw:
             weights = self.weights([*path, "split"], raw["split"], names)
             split = Split(weights, (), by)
+        elif "rollout" in raw:  # guarded stages (rollout.py): a split at the current stage
+            rollout = parse_rollout(
+                self, [*path, "rollout"], raw["rollout"], names, {"on", "off"} <= names
+            )
+            if len(self.problems) > n or rollout is None:
+                return None
+            return Rule(tuple(segs), conds, None, stage_split(rollout, by), desc, rollout)
         else:
             split = Split((), self.ramp([*path, "ramp"], raw["ramp"], names), by)
         if len(self.problems) > n:

@@ -21,6 +21,7 @@ __all__ = [
     "Flag",
     "RampStep",
     "Reason",
+    "Rollout",
     "Rule",
     "Segment",
     "Split",
@@ -98,14 +99,48 @@ class Split:
 
 
 @dataclass(frozen=True, slots=True)
+class Rollout:
+    """Guarded stages: ``treatment`` gets ``stages[stage]`` percent, ``control`` the rest.
+
+    The guard (``rampup.guard``) advances ``stage`` on evidence and kills the flag on a
+    regression; the rule's :class:`Split` always holds the current stage's weights, so
+    evaluation never looks at this. ``not_before[i]`` (when given) is the earliest time stage
+    ``i`` may start; ``hold`` is the minimum seconds in a stage before advancing.
+    """
+
+    stages: tuple[float, ...]
+    stage: int = 0
+    treatment: str = "on"
+    control: str = "off"
+    hold: float = 1800.0
+    not_before: tuple[datetime, ...] = ()
+    errors: bool = True
+    #: "" (off), "mean" (mean log-latency), "p99" (requests slower than the control's p99)
+    #: or "both"
+    latency: str = ""
+    alpha: float = 0.01
+    #: treatment requests a stage must see before it may advance
+    min_requests: int = 1000
+
+    @property
+    def share(self) -> float:
+        """The treatment's percentage at the current stage."""
+        return self.stages[self.stage]
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
-    """Conditions and segment references (all must hold) -> one variant or a split."""
+    """Conditions and segment references (all must hold) -> one variant or a split.
+
+    A guarded ``rollout`` rule also has ``split``: the weights of its current stage.
+    """
 
     segments: tuple[str, ...] = ()
     conditions: tuple[Condition, ...] = ()
     serve: str | None = None
     split: Split | None = None
     description: str = ""
+    rollout: Rollout | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import load
 from ..errors import ConfigError
+from ..rollout import find_rollout
 from ._common import emit_json
 
 
@@ -46,19 +47,30 @@ def run(args: argparse.Namespace) -> int:
             return 1
         raise
     killed = sorted(k for k, f in snapshot.flags.items() if f.killed)
+    rollouts = {
+        k: found[1].share
+        for k, f in sorted(snapshot.flags.items())
+        if not f.killed and (found := find_rollout(f)) is not None
+    }
     if args.json:
-        emit_json(
-            {
-                "ok": True,
-                "flags": len(snapshot.flags),
-                "segments": len(snapshot.segments),
-                "killed": killed,
-            }
-        )
+        data: dict[str, Any] = {
+            "ok": True,
+            "flags": len(snapshot.flags),
+            "segments": len(snapshot.segments),
+            "killed": killed,
+        }
+        if rollouts:  # flag -> current share (%), only when the file has guarded rollouts
+            data["rollouts"] = rollouts
+        emit_json(data)
     else:
         print(
             f"{args.file}: OK ({len(snapshot.flags)} flags, {len(snapshot.segments)} segments"
             + (f"; killed: {', '.join(killed)}" if killed else "")
+            + (
+                "; guarded rollouts: " + ", ".join(f"{k} at {s:g} %" for k, s in rollouts.items())
+                if rollouts
+                else ""
+            )
             + ")"
         )
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..bucketing import ALGORITHM, bucket
 from ..model import Reason, Subject
+from ..rollout import describe
 from . import CommandError
 from ._common import decision_dict, emit_json, load_file, parse_at, parse_attrs
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             "index": d.rule_index,
             "description": rule.description or None,
             "segments": list(rule.segments),
+            "rollout": _rollout_dict(rule.rollout) if rule.rollout is not None else None,
         }
         if rule is not None
         else None
@@ -81,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             or ("conditions" if rule.conditions else "everyone")
         )
         print(f"rule      #{d.rule_index}: {what}")
+        if rule.rollout is not None:
+            print(f"rollout   {describe(rule.rollout)}")
     if data["bucket"] is not None:
         note = "" if d.reason is Reason.SPLIT else " (no split decided this)"
         print(f"bucket    {data['bucket']} of 10000, {ALGORITHM}{note}")
@@ -92,6 +96,18 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"override  {forced} refused: {caveat}")
     return 0
+
+
+def _rollout_dict(rollout: Any) -> dict[str, Any]:
+    return {
+        "stage": rollout.stage,
+        "stages": list(rollout.stages),
+        "share": rollout.share,
+        "treatment": rollout.treatment,
+        "control": rollout.control,
+        "hold_seconds": rollout.hold,
+        "summary": describe(rollout),
+    }
 
 
 def _override_info(args: argparse.Namespace, snapshot: Any) -> dict[str, Any] | None:
