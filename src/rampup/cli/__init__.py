@@ -1,5 +1,5 @@
 """The ``rampup`` command: check, explain, simulate, sign, refs, demo, guard, and the
-store\'s push, kill, unkill, rollback, history and status.
+store's push, kill, unkill, rollback, history and status.
 
 Each command lives in its own module with ``register(subparsers)``; user errors exit with a
 message and a status (1: the input is invalid; 2: usage), never a traceback.
