@@ -45,4 +45,4 @@ def store_url(redis_url: str) -> Iterator[str]:
     store = Store(redis_url, "shop")
     store.push(example_doc(), reason="first push", by="ci")
     store.close()
-    yield f"{redis_url}?namespace=shop"
+    return f"{redis_url}?namespace=shop"

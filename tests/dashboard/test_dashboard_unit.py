@@ -35,7 +35,8 @@ def test_rule_words_say_conditions_and_what_is_served() -> None:
 def test_identifying_values_are_never_in_words() -> None:
     """A condition on the subject key and a segment's listed ids show as counts only."""
     words = condition_words(Condition("key", "in", ["u-123", "u-456"]))
-    assert "u-123" not in words and "2 listed values" in words
+    assert "u-123" not in words
+    assert "2 listed values" in words
     seg = Segment("qa", keys=frozenset({"qa-alice", "qa-bob"}))
     assert segment_words(seg) == "2 listed ids"
 
@@ -65,7 +66,8 @@ def test_a_variant_clearly_worse_than_the_baseline_is_regressing() -> None:
     """on at 10 % errors against off at 1 % is marked regressing; off never is."""
     flag = load({"flags": {"f": {"rules": [{"split": {"on": 50, "off": 50}}]}}}).flags["f"]
     figs = figures(flag, {"on": _stats(1000, 100), "off": _stats(1000, 10)})
-    assert figs["on"].regressing and not figs["off"].regressing
+    assert figs["on"].regressing
+    assert not figs["off"].regressing
     close = figures(flag, {"on": _stats(1000, 12), "off": _stats(1000, 10)})
     assert not close["on"].regressing
 
@@ -79,7 +81,8 @@ def test_flag_states_and_filters() -> None:
     assert views["new-checkout"].kind == "ramp"
     assert views["new-checkout"].now == "ramp at on 10 %, off 90 %"
     assert "the next step: on 50 %, off 50 % from 2026-12-07" in views["new-checkout"].waits
-    assert views["fast-search"].kind == "rollout" and "5 %" in views["fast-search"].now
+    assert views["fast-search"].kind == "rollout"
+    assert "5 %" in views["fast-search"].now
     assert matches(views["new-checkout"], "checkout", "rollout")
     assert not matches(views["checkout-button"], "", "killed")
     done = load({"flags": {"old": {"rules": [{"split": {"on": 100, "off": 0}}]}}}).flags["old"]
@@ -109,7 +112,8 @@ def test_kill_record_names_the_version_that_killed() -> None:
     later["flags"]["admin-panel"]["description"] = "edited"
     history = [_doc(3, later, "bob"), _doc(2, killed, "alice", "kill: 5xx"), _doc(1, base)]
     records = kill_records(history)
-    assert records["new-checkout"].by == "alice" and records["new-checkout"].version == 2
+    assert records["new-checkout"].by == "alice"
+    assert records["new-checkout"].version == 2
 
 
 def test_diff_names_kills_and_rule_changes_without_ids() -> None:
@@ -124,18 +128,21 @@ def test_diff_names_kills_and_rule_changes_without_ids() -> None:
     assert any("stage 1 of 4" in line and "stage 2 of 4" in line for _, line in lines)
     assert any("3 listed ids" in line for _, line in lines)
     assert not any("qa-carol" in line for _, line in lines)
-    assert hist.touches(lines, "fast-search") and not hist.touches(lines, "admin-panel")
+    assert hist.touches(lines, "fast-search")
+    assert not hist.touches(lines, "admin-panel")
 
 
 def test_read_only_edits_in_the_files_syntax() -> None:
     """A TOML file gets `killed = true` under [flags.X]; YAML its own form; a rollout its stage."""
     snap = load(example_doc())
     toml = kill_edit(SimpleNamespace(path=EXAMPLE), snap.flags["new-checkout"], True)
-    assert toml.text == "[flags.new-checkout]\nkilled = true" and str(EXAMPLE) in toml.target
+    assert toml.text == "[flags.new-checkout]\nkilled = true"
+    assert str(EXAMPLE) in toml.target
     yaml = kill_edit(SimpleNamespace(path="f.yaml"), snap.flags["new-checkout"], True)
     assert "killed: true" in yaml.text
     stage = stage_edit(SimpleNamespace(path=EXAMPLE), snap.flags["fast-search"], 2)
-    assert stage is not None and "stage = 2" in stage.text
+    assert stage is not None
+    assert "stage = 2" in stage.text
     assert stage_edit(SimpleNamespace(path=EXAMPLE), snap.flags["new-checkout"], 2) is None
 
 
@@ -177,8 +184,11 @@ def test_without_authorize_it_refuses_to_start() -> None:
 
 def test_debug_mode_answers_loopback_only() -> None:
     """debug=True without a callback serves 127.0.0.1 and ::1, and refuses anyone else."""
-    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("::ffff:127.0.0.1")
-    assert not is_loopback("10.1.2.3") and not is_loopback("")
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("::ffff:127.0.0.1")
+    assert not is_loopback("10.1.2.3")
+    assert not is_loopback("")
     assert who(_request(remote_addr="127.0.0.1"), None) == "debug@localhost"
     assert who(_request(remote_addr="192.168.1.9"), None) is None
 
