@@ -51,16 +51,19 @@ def urls(*, flags: Any, **options: Any) -> Any:
             query={k: request.GET.get(k, "") for k in request.GET},
             headers=headers,
             remote_addr=str(request.META.get("REMOTE_ADDR", "")),
-            body=request.body if len(request.body) <= 16 * 1024 else b"",
             scheme=request.scheme or "http",
             environ=request.META,
             native=request,
+            # Django has read the body already (urlencoded or multipart)
+            parsed_form={k: str(request.POST.get(k, ""))[:4096] for k in list(request.POST)[:20]}
+            if request.method == "POST"
+            else None,
         )
         out = dashboard.handle(req)
         response = HttpResponse(out.encoded(), status=out.status, content_type=out.content_type)
         for k, v in out.headers:
             if k.lower() == "set-cookie":
-                response.headers.setdefault("Set-Cookie", v)  # one cookie at most
+                response.cookies.load(v)  # Django sends cookies from .cookies, not headers
             else:
                 response.headers[k] = v
         return response

@@ -55,6 +55,8 @@ class Request:
     native: Any = None
     #: set by the dashboard once the callback accepted the request
     user: str = ""
+    #: the form as the framework parsed it (Django), else parsed from ``body``
+    parsed_form: dict[str, str] | None = None
 
     @property
     def cookies(self) -> dict[str, str]:
@@ -68,6 +70,8 @@ class Request:
 
     def form(self) -> dict[str, str]:
         """The urlencoded form fields (the first value of each)."""
+        if self.parsed_form is not None:
+            return dict(self.parsed_form)
         ctype = self.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/x-www-form-urlencoded":
             return {}
