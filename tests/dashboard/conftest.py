@@ -22,6 +22,10 @@ def example_doc() -> dict[str, Any]:
         "description": "Search on the new index",
         "rules": [{"rollout": {"stages": [1, 5, 25, 100], "stage": 1, "hold": "10m"}}],
     }
+    data["flags"]["winter-banner"] = {
+        "description": "The winter sale banner on every page",
+        "rules": [{"serve": "on"}],
+    }
     return data
 
 
