@@ -13,10 +13,10 @@ column is the difference with the row it is compared to, measured in the same ru
 * inside an SDK server span (TracerProvider with a BatchSpanProcessor and an in-memory
   exporter; MeterProvider with an InMemoryMetricReader): the book alone, then the telemetry
   BEFORE this change (``bench/_telemetry_before.py``: a counter add, a histogram record and a
-  span event per flag per request) and AFTER (outcomes observed from the book, prebuilt span
+  span event per flag per request) and AFTER (outcomes observed from the book, span
   events), each compared with the book alone in a span: target <= 25 us with 5 flags read;
   and AFTER with ``mode="attributes"`` (a span attribute per flag): the measurement behind
-  events staying the default (prebuilt events cost about what attributes do).
+  the span-mode choice (docs/telemetry.md).
 
 Numbers move with the machine and its load; compare rows of one run, not runs.
 """
@@ -166,7 +166,7 @@ def main() -> None:
             RampupMiddleware(app, flags=snapshot, telemetry=after, **opts),
             span,
         )
-        # the span mode's measurement: span attributes instead of (prebuilt) events
+        # the span mode's measurement: span attributes instead of events
         attributes = RampupTelemetry(meter_provider=mp, mode="attributes")
         configs["SDK span, + AFTER, attributes"] = (
             RampupMiddleware(app, flags=snapshot, telemetry=attributes, **opts),
