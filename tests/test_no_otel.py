@@ -133,7 +133,7 @@ def test_auto_telemetry_without_the_api_counts_outcomes_and_imports_nothing() ->
             return [b""]
 
         app = rampup.wsgi.RampupMiddleware(view, flags=FLAGS, watch=False, user_header="X-U")
-        print([type(x).__name__ for x in app.runtime.listeners])
+        print([type(x).__name__ for x in app.runtime.all_listeners])
         for i in range(5):
             environ = {"wsgi.input": io.BytesIO(), "HTTP_X_U": f"u{i}"}
             setup_testing_defaults(environ)

@@ -373,12 +373,12 @@ def test_flask_and_django_read_the_option_from_their_settings() -> None:
     app = flask.Flask(__name__)
     app.config["RAMPUP_TELEMETRY"] = False
     Rampup(app, flags=flag_file("x"), watch=False)
-    listeners = app.extensions["rampup"].runtime.listeners
+    listeners = app.extensions["rampup"].runtime.all_listeners
     assert [type(x).__name__ for x in listeners] == ["OutcomeRecorder"]
     other = flask.Flask(__name__)
     Rampup(other, flags=flag_file("x"), watch=False)
     runtime = other.extensions["rampup"].runtime
-    assert shared() in runtime.listeners
+    assert shared() in runtime.all_listeners
 
     pytest.importorskip("django")
     django_app("x").rampup_override.disable()  # configures Django
@@ -387,4 +387,4 @@ def test_flask_and_django_read_the_option_from_their_settings() -> None:
     from rampup.django.conf import build_runtime
 
     with override_settings(RAMPUP={"FLAGS": flag_file("x"), "TELEMETRY": False, "WATCH": False}):
-        assert [type(x).__name__ for x in build_runtime().listeners] == ["OutcomeRecorder"]
+        assert [type(x).__name__ for x in build_runtime().all_listeners] == ["OutcomeRecorder"]

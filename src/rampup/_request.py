@@ -130,6 +130,8 @@ class RequestListener(Listener, Protocol):
     # adapter need not follow the response body to its end. Absent: always True.
     # A listener may also drop itself from ``flags.listeners``: it then hears nothing more
     # of that request, and once every listener has left, the request's end is not reported.
+    # Optional: ``hears_decisions = False``: never told of decisions, only of each request's
+    # start and end, which are then always reported (the outcome book's recorder).
 
 
 _POLICY: Any = object()  # Runtime's default: the override reader the settings ask for
@@ -140,10 +142,12 @@ class Runtime:
 
     __slots__ = (
         "_cookie_attrs",
+        "_end_always",
         "_ends",
         "_overrides",
         "_starts",
         "_wants",
+        "all_listeners",
         "eager_headers",
         "forced_start",
         "listeners",
@@ -186,7 +190,12 @@ class Runtime:
         self._cookie_attrs = "; ".join(attrs)
         self.overrides = request_overrides
         #: every listener, in the order given
-        self.listeners: tuple[Listener, ...] = listeners
+        self.all_listeners: tuple[Listener, ...] = listeners
+        #: those told of each decision (what a request's Flags calls); one that declares
+        #: ``hears_decisions = False`` (the outcome book's recorder) only hears requests end
+        self.listeners = tuple(x for x in listeners if getattr(x, "hears_decisions", True))
+        #: the end of every request is reported, even once every decision listener left
+        self._end_always = any(not getattr(x, "hears_decisions", True) for x in self._ends)
         #: an adapter must report the end of each request (status, error) to listeners
         self.needs_end = bool(self._ends)
         #: requests are timed (perf_counter at open) for listeners
@@ -272,7 +281,7 @@ class Runtime:
     def wants_end(self, f: RequestFlags) -> bool:
         """Does any listener need :meth:`finish` for this request (asked once the app returned
         a response)? Never raises: a failing answer counts as yes."""
-        if not f.listeners:  # every listener left this request (see RequestListener)
+        if not f.listeners and not self._end_always:  # every listener left (RequestListener)
             return False
         for want in self._wants:
             if want is None:
@@ -287,7 +296,7 @@ class Runtime:
 
     def finish(self, f: RequestFlags, status: int | None, error: BaseException | None) -> None:
         """Tell listeners the request ended. Never raises."""
-        if not f.listeners:
+        if not f.listeners and not self._end_always:
             return
         for lst in self._ends:
             try:

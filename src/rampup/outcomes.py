@@ -453,11 +453,15 @@ class OutcomeRecorder:
 
     __slots__ = ("book",)
 
+    #: not told of each flag read (a middleware calls only on_request_end): the book counts a
+    #: request's decisions at its end, so a read costs nothing more with the book
+    hears_decisions = False
+
     def __init__(self, book: OutcomeBook | None = None) -> None:
         self.book = book if book is not None else _process_book
 
     def on_decision(self, flags: Any, decision: Decision) -> None:
-        """Nothing per read: the request's decisions are counted at its end."""
+        """Nothing per read (and a middleware does not call it: ``hears_decisions``)."""
 
     def wants_end(self, flags: Any) -> bool:
         """Only a request that read a flag has anything to count."""

@@ -68,8 +68,6 @@ REASON = "feature_flag.result.reason"
 PROVIDER = "feature_flag.provider.name"
 CONTEXT_ID = "feature_flag.context.id"
 ERROR_TYPE = "error.type"
-#: the response's status class ("2xx".."5xx"): never the path, the code or the subject
-STATUS_CLASS = "http.response.status_class"
 #: one span attribute per flag: ``feature_flag.rampup.<flag key>`` = variant
 ATTRIBUTE_PREFIX = "feature_flag.rampup."
 EVALUATIONS = "feature_flag.evaluations"

@@ -255,7 +255,7 @@ class RampupMiddleware:
         finally:
             _current.reset(token)
         # e.g. telemetry with nothing recorded for this request needs no end
-        if seen is not None and f.listeners and runtime.wants_end(f):
+        if seen is not None and runtime.wants_end(f):
             callbacks = None if self.stream_context else getattr(body, "_callbacks", None)
             if type(body) is list:
                 # Already produced: no app code runs while a list is sent, so the request
