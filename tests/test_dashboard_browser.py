@@ -21,10 +21,11 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 import httpx
+from playwright.sync_api import Browser, expect, sync_playwright
+
 from dashboard.clients import PREFIX
 from dashboard.conftest import redis_url, store_url  # noqa: F401 (fixtures)
 from dashboard.servers import fastapi_app, flask_app, serve_asgi, serve_wsgi
-from playwright.sync_api import Browser, expect, sync_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -70,7 +71,10 @@ def _banner(base: str) -> Any:
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi"])
 def test_kill_from_the_browser(
-    framework: str, browser: Browser, store_url: str, tmp_path: Path
+    framework: str,
+    browser: Browser,
+    store_url: str,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
 ) -> None:
     """Open the list, open a flag, kill it with the button, confirm: the page marks it killed
     with the reason, the app's next requests serve off, the history holds the audit entry;

@@ -372,7 +372,9 @@ class OutcomeBook:
         counted = (
             d.reason in _COUNTED
             # a constant flag's one decision (no rules, killed, "serve" to all)
-            and flags.snapshot._constants.get(d.key) is not d
+            # (main's engine keeps it on the compiled flag; the outcomes branch's in _constants:
+            # read whichever this engine has, so the merge of both branches runs)
+            and _constant_of(flags.snapshot, d.key) is not d
         )
         t = self.tally(d.key, d.variant) if counted else None
         self._decided[id(d)] = t = _SKIP if t is None else t
@@ -436,6 +438,15 @@ class OutcomeBook:
         recent.pop(key, None)  # re-inserted last: the dict stays in time order
         recent[key] = now
         return True
+
+
+def _constant_of(snapshot: Any, key: str) -> Decision | None:
+    """The one decision a constant flag serves everyone, else None."""
+    constants = getattr(snapshot, "_constants", None)
+    if constants is not None:
+        return constants.get(key)  # type: ignore[no-any-return]
+    compiled = snapshot._compiled.get(key)
+    return getattr(compiled, "constant", None)
 
 
 #: the process's outcome book, fed by every adapter's one-line setup

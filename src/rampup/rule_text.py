@@ -129,7 +129,7 @@ def rule_words(rule: Rule, flag: Flag | None = None) -> str:
     """The whole rule in one line: ``if segment qa and country is "DE": serve on``."""
     when = [f"segment {s}" for s in rule.segments]
     when += [condition_words(c) for c in rule.conditions]
-    cond = ("if " + " and ".join(when)) if when else "everyone else"
+    cond = ("if " + " and ".join(when)) if when else "everyone"
     if rule.rollout is not None:
         what = "guarded rollout, " + describe(rule.rollout)
     elif rule.split is not None and rule.split.ramp:

@@ -45,7 +45,7 @@ def test_ramp_and_rollout_in_words() -> None:
     """A ramp lists its steps with dates; a guarded rollout says its stage."""
     snap = load(example_doc())
     ramp = rule_words(snap.flags["new-checkout"].rules[2])
-    assert ramp.startswith("everyone else: ramp: on 1 %, off 99 % from 2026-12-01 09:00 UTC")
+    assert ramp.startswith("everyone: ramp: on 1 %, off 99 % from 2026-12-01 09:00 UTC")
     assert "guarded rollout, stage 1 of 4" in rule_words(snap.flags["fast-search"].rules[0])
 
 

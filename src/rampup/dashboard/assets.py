@@ -26,6 +26,7 @@ header.top .src b{color:#e5e7eb;font-weight:500}
 main{max-width:1180px;margin:0 auto;padding:1.25rem 1.5rem 3rem}
 h1{font-size:1.45rem;margin:.2rem 0 .25rem}h2{font-size:1.05rem;margin:0 0 .6rem}
 .key{font-family:var(--mono);font-size:.95em}
+h1.key{font-size:1.45rem}
 .muted{color:var(--muted)}.small{font-size:.85rem}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:1rem 1.2rem;
 margin:0 0 1rem}

@@ -139,7 +139,9 @@ def kill_records(history: Sequence[Any]) -> dict[str, KillRecord]:
         older: frozenset[str] = history[i + 1].killed() if i + 1 < len(history) else frozenset()
         for key in doc.killed() & live:
             if key not in out and key not in older:
-                out[key] = KillRecord(doc.by, doc.updated_at, doc.reason, doc.version)
+                # the dashboard records "kill KEY: why"; the page shows the why
+                why = doc.reason.removeprefix(f"kill {key}: ")
+                out[key] = KillRecord(doc.by, doc.updated_at, why, doc.version)
         live_rest = live - set(out)
         if not live_rest:
             break
