@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from ..config import load
 from ..engine import Snapshot
@@ -190,7 +190,7 @@ class Dashboard:
                 (d, history.diff(hist[i + 1] if i + 1 < len(hist) else None, d))
                 for i, d in enumerate(hist)
             ]
-            return Response(200, render.history_page(page, pairs, _notice(q)))
+            return Response(200, render.history_page(page, pairs, self._notice(q)))
         if path == "/api/live.json":
             keys = [q["flag"]] if q.get("flag") else None
             data = live_json(snap.flags, self.outcomes(), self.outcomes_label, keys)
@@ -200,7 +200,8 @@ class Dashboard:
             if key not in snap.flags:
                 return Response(404, render.error_page(page, 404, "no such flag"))
             return Response(
-                200, self._flag(page, snap=snap, hist=hist, key=key, notice=_notice(q), error="")
+                200,
+                self._flag(page, snap=snap, hist=hist, key=key, notice=self._notice(q), error=""),
             )
         return Response(404, render.error_page(page, 404, "no such page"))
 
@@ -225,7 +226,7 @@ class Dashboard:
             figs=figs,
             q=text,
             filt=filt,
-            notice=_notice(q),
+            notice=self._notice(q),
         )
 
     def _flag(
@@ -273,6 +274,13 @@ class Dashboard:
             notice=notice,
             error=error,
         )
+
+    def _notice(self, q: Mapping[str, str]) -> str:
+        return self.csrf.verified(q.get("done", "")[:300], q.get("sig", ""))
+
+    def _see(self, location: str, message: str) -> Response:
+        query = urlencode({"done": message, "sig": self.csrf.sign(message)})
+        return Response(303, "", "text/plain; charset=utf-8", [("Location", f"{location}?{query}")])
 
     # -- actions -------------------------------------------------------------------------------
     def _post(self, request: Request, page: render.Page) -> Response:
@@ -325,7 +333,7 @@ class Dashboard:
                 done = actions.advance(
                     self.store, key, stage, actions.reason_of(form, False), request.user
                 )
-            return _see(f"{request.root}/flag/{quote(key, safe='')}", done.message)
+            return self._see(f"{request.root}/flag/{quote(key, safe='')}", done.message)
         except actions.Invalid as exc:
             return Response(400, render.error_page(page, 400, str(exc)))
         except StoreError as exc:
@@ -352,17 +360,7 @@ class Dashboard:
                 render.confirm_page(page, f"Roll back to v{version}", what, "/rollback", fields),
             )
         done = actions.rollback(self.store, version, reason, request.user)
-        return _see(f"{request.root}/history", done.message)
-
-
-def _notice(q: Mapping[str, str]) -> str:
-    return q.get("done", "")[:300]
-
-
-def _see(location: str, message: str) -> Response:
-    return Response(
-        303, "", "text/plain; charset=utf-8", [("Location", f"{location}?done={quote(message)}")]
-    )
+        return self._see(f"{request.root}/history", done.message)
 
 
 def _is_redis_url(flags: Any) -> bool:
