@@ -100,6 +100,12 @@ def test_kill_from_the_browser(
         page.get_by_role("link", name="checkout-button").click()
         expect(page.locator("tr.regressing", has_text="orange")).to_be_visible()
         page.screenshot(path=str(tmp_path / f"{framework}-flag.png"), full_page=True)
+        # the script refreshes the figures from the JSON endpoint (CSP allows it): more
+        # traffic shows up without a reload
+        cell = page.locator('[data-cell="checkout-button|blue|requests"]')
+        before = cell.inner_text()
+        _traffic(base)
+        expect(cell).not_to_have_text(before, timeout=HANG_GUARD * 1000)
 
         page.goto(f"{base}{PREFIX}/flag/winter-banner")
         page.get_by_label("Reason").fill("banner breaks the mobile layout")
@@ -124,6 +130,16 @@ def test_kill_from_the_browser(
         page.screenshot(path=str(tmp_path / f"{framework}-history.png"), full_page=True)
         assert not [p for p in problems if "Content Security Policy" in p], problems
         context.close()
+
+        # without JavaScript the page is whole: flags, states and figures are in the HTML
+        no_js = browser.new_context(java_script_enabled=False, extra_http_headers={"X-User": "bob"})
+        plain = no_js.new_page()
+        plain.goto(f"{base}{PREFIX}/?filter=killed")
+        expect(plain.get_by_role("link", name="winter-banner")).to_be_visible()
+        expect(plain.get_by_role("link", name="checkout-button")).to_have_count(0)
+        plain.goto(f"{base}{PREFIX}/flag/checkout-button")
+        expect(plain.locator("tr.regressing", has_text="orange")).to_be_visible()
+        no_js.close()
 
         stranger = browser.new_context()
         response = stranger.new_page().goto(f"{base}{PREFIX}/")

@@ -30,7 +30,7 @@ h1.key{font-size:1.45rem}
 .muted{color:var(--muted)}.small{font-size:.85rem}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:1rem 1.2rem;
 margin:0 0 1rem}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem;align-items:start}
 @media (max-width:860px){.grid{grid-template-columns:1fr}}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.5rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}
