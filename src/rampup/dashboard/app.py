@@ -323,7 +323,14 @@ class Dashboard:
                     action = f"/flag/{quote(key, safe='')}/kill"
                     return Response(
                         200,
-                        render.confirm_page(page, f"Kill {key}", what, action, {"reason": reason}),
+                        render.confirm_page(
+                            page,
+                            f"Kill {key}",
+                            what,
+                            action,
+                            {"reason": reason},
+                            back=f"/flag/{quote(key, safe='')}",
+                        ),
                     )
                 done = actions.kill(self.store, key, reason, request.user)
             elif verb == "unkill":
@@ -357,7 +364,9 @@ class Dashboard:
             fields = {"version": str(version), "reason": reason}
             return Response(
                 200,
-                render.confirm_page(page, f"Roll back to v{version}", what, "/rollback", fields),
+                render.confirm_page(
+                    page, f"Roll back to v{version}", what, "/rollback", fields, back="/history"
+                ),
             )
         done = actions.rollback(self.store, version, reason, request.user)
         return self._see(f"{request.root}/history", done.message)

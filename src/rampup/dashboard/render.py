@@ -374,7 +374,9 @@ def history_page(
     return layout(p, "History", body, "History")
 
 
-def confirm_page(p: Page, title: str, what: str, action: str, fields: Mapping[str, str]) -> str:
+def confirm_page(
+    p: Page, title: str, what: str, action: str, fields: Mapping[str, str], *, back: str = "/"
+) -> str:
     """The confirmation step: the same POST again with ``confirm=yes``."""
     hidden = "".join(
         f'<input type="hidden" name="{e(k)}" value="{e(v)}">' for k, v in fields.items()
@@ -384,7 +386,7 @@ def confirm_page(p: Page, title: str, what: str, action: str, fields: Mapping[st
         + _form(
             p, action, hidden + '<input type="hidden" name="confirm" value="yes">', title, "danger"
         )
-        + f'<p class="small"><a href="{e(p.root)}/">Cancel</a></p></div>'
+        + f'<p class="small"><a href="{e(p.root)}{e(back)}">Cancel</a></p></div>'
     )
     return layout(p, title, body)
 
