@@ -14,7 +14,7 @@ import rampup
 
 SRC = Path(rampup.__file__).parent
 # Adapters and telemetry may import their framework / OpenTelemetry; nothing else may.
-NOT_CORE = {"flask", "fastapi", "django", "telemetry", "__main__"}
+NOT_CORE = {"flask", "fastapi", "django", "telemetry", "store_telemetry", "__main__"}
 REQUIRED = {
     "rampup",
     "rampup.model",
@@ -46,13 +46,18 @@ FORBIDDEN = ("flask", "django", "starlette", "fastapi", "opentelemetry", "werkze
 
 _PROBE = """
 import importlib, json, sys
+try:  # the store's own dependency (rampup[redis]); redis-py >= 7 may load OpenTelemetry itself
+    import redis
+except ImportError:
+    pass
+baseline = set(sys.modules)
 importlib.import_module(sys.argv[1])
 # Exercise the core too: load, evaluate, run a command's code path.
 import rampup
 snap = rampup.load({"flags": {"f": {"rules": [{"split": {"on": 50, "off": 50}}]}}})
 snap.evaluate("f", rampup.Subject("u"))
 forbidden = tuple(sys.argv[2:])
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in forbidden)))
+print(json.dumps(sorted(m for m in set(sys.modules) - baseline if m.split(".")[0] in forbidden)))
 """
 
 

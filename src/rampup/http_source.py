@@ -65,6 +65,7 @@ class HttpSource:
         self.swaps = 0
         self._snapshot = Snapshot.build({}, {}, f"<{url}: nothing loaded>")
         self._pid: int | None = None
+        self._reads = 0
         self._stop = threading.Event()
         if not self.poll():
             log.critical(
@@ -76,8 +77,10 @@ class HttpSource:
 
     @property
     def snapshot(self) -> Snapshot:
-        """The current snapshot; the first read in a process starts its poller."""
-        if self._pid != os.getpid():
+        """The current snapshot; the first read in a process starts its poller (the pid is
+        compared at the first read and every 256th: ``os.getpid()`` is a system call)."""
+        n = self._reads = self._reads + 1
+        if n & 255 == 1 and self._pid != os.getpid():
             self._start()
         return self._snapshot
 
@@ -139,6 +142,7 @@ class HttpSource:
 
     def _start(self) -> None:
         self._pid = os.getpid()
+        self._reads = 1
         self._stop = threading.Event()  # a fresh one per process
         if self.watch:
             threading.Thread(

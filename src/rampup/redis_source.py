@@ -37,6 +37,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from .config import load
 from .engine import Snapshot
 from .errors import ConfigError, StoreError
@@ -53,7 +55,9 @@ STALE = "stale"
 #: serving no flags: nothing good was ever read (every flag is UNKNOWN_FLAG)
 STATUS_ERROR = "error"
 
-_MAX_BACKOFF = 5.0
+# Capped low so a restarted Redis is picked up within about a second; a dead one costs each
+# process one connection attempt a second, the same as its poll.
+_MAX_BACKOFF = 1.0
 
 
 def _jitter(seconds: float) -> float:
@@ -100,14 +104,21 @@ class RedisSource:
         self._process = f"{socket.gethostname()}:{os.getpid()}"
         self._reset_process_state(forked=False)
         self._pid: int | None = None  # the process whose watcher runs; None: not started
+        self._reads = 0  # snapshot reads since the watcher (re)started: paces the pid check
         self._boot(fallback, require_store)
         _sources.add(self)
 
-    # -- the request path: one attribute read and a pid comparison -------------------------
+    # -- the request path: a counter, an attribute read; a pid comparison every 256 reads --
     @property
     def snapshot(self) -> Snapshot:
-        """The current snapshot; the first read in a process starts its watcher."""
-        if self._pid != os.getpid():
+        """The current snapshot; the first read in a process starts its watcher.
+
+        The pid is compared at the first read and then every 256th: ``os.getpid()`` is a
+        system call (up to a microsecond in some sandboxes), too dear for every request, and a
+        fork that skipped the at-fork hooks is still caught within 256 reads.
+        """
+        n = self._reads = self._reads + 1
+        if n & 255 == 1 and self._pid != os.getpid():
             self._start()
         return self._snapshot
 
@@ -123,16 +134,13 @@ class RedisSource:
     # -- boot --------------------------------------------------------------------------------
     def _boot(self, fallback: str | os.PathLike[str] | None, require_store: bool) -> None:
         try:
-            doc = self.store.get()
-            problem = None if doc is not None else self._missing()
+            got = self._fetch()
         except Exception as exc:  # unreachable, auth, TLS: all mean "not from Redis"
-            doc, problem = None, f"Redis is unreachable ({exc})"
-        if doc is not None:
-            try:
-                self._adopt(doc, self._compile(doc))
-                return
-            except ConfigError as exc:
-                problem = f"the document in Redis (v{doc.version}) is invalid:\n{exc}"
+            got = f"Redis is unreachable ({exc})"
+        if not isinstance(got, str):
+            self._adopt(*got)
+            return
+        problem = got
         if require_store:
             raise StoreError(
                 f"rampup: require_store=True and namespace {self.namespace!r} cannot be read: "
@@ -285,17 +293,31 @@ class RedisSource:
             self._confirmed()
             return False
         with self._lock:
-            doc = self.store.get()
-            if doc is None:
-                self._degraded(self._missing())
+            got = self._fetch()
+            if isinstance(got, str):
+                self._degraded(got)
                 return False
-            try:
-                snapshot = self._compile(doc)
-            except ConfigError as exc:
-                self._degraded(f"the document in Redis (v{doc.version}) is invalid:\n{exc}")
-                return False
-            self._adopt(doc, snapshot)
+            self._adopt(*got)
             return True
+
+    def _fetch(self) -> tuple[Document, Snapshot] | str:
+        """The live document and its compiled snapshot, or why it cannot be served. Redis
+        errors propagate (the caller knows whether it is booting or watching)."""
+        try:
+            doc = self.store.get()
+        except redis.exceptions.RedisError:
+            raise
+        except Exception as exc:  # not JSON, a field missing: written around the CLI
+            return f"the document at {self.store.doc_key} is unreadable ({exc})"
+        if doc is None:
+            return self._missing()
+        try:
+            return doc, self._compile(doc)
+        except ConfigError as exc:
+            return f"the document in Redis (v{doc.version}) is invalid:\n{exc}"
+        except Exception as exc:  # a loader bug must not kill the watcher
+            log.exception("rampup: compiling the document in Redis failed")
+            return f"the document in Redis (v{doc.version}) cannot be compiled ({exc!r})"
 
     def _start(self) -> None:
         with self._start_lock:
@@ -305,6 +327,7 @@ class RedisSource:
             if self._pid is not None:  # forked without the at-fork hook (uWSGI)
                 self._reset_process_state()
             self._pid = pid
+            self._reads = 1
             self._process = f"{socket.gethostname()}:{pid}"
             if not self.watch:
                 return
@@ -330,6 +353,7 @@ class RedisSource:
     def _after_fork(self) -> None:
         self._reset_process_state()
         self._pid = None  # the next snapshot read starts this process's watcher
+        self._reads = 0
 
     def close(self) -> None:
         """Stop the watcher and close the connections."""
@@ -384,7 +408,7 @@ def _watch(ref: weakref.ref[RedisSource], stop: threading.Event) -> None:
                 del source
         except Exception as exc:
             source = ref()
-            if source is None:
+            if source is None or stop.is_set():  # closed meanwhile: not an outage
                 return
             source._degraded(f"Redis is unreachable ({exc})")
             del source

@@ -226,3 +226,22 @@ def test_a_source_accepts_a_client(store: Store, redis_url: str) -> None:
     assert source.version == 1
     assert "RedisSource('shop', v1, ready" in repr(source)
     source.close()
+
+
+def test_a_document_that_is_not_json_keeps_the_last_good(store: Store, redis_url: str) -> None:
+    """Garbage written into the document hash: stale, "unreadable", last good still served;
+    a process booting on it serves nothing and says why."""
+    store.push(doc())
+    source = RedisSource(redis_url, "shop", interval=0.05)
+    try:
+        source.snapshot  # noqa: B018
+        store.client.hset(store.doc_key, mapping={"doc": "{not json", "sha": "junk"})
+        wait_until(lambda: source.status == STALE)
+        assert "unreadable" in (source.last_error or "")
+        assert "new-checkout" in source.snapshot.flags
+        cold = RedisSource(redis_url, "shop", watch=False)
+        assert cold.status == STATUS_ERROR
+        assert "unreadable" in (cold.last_error or "")
+        cold.close()
+    finally:
+        source.close()

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..store import LIVE_SECONDS
 
     with open_store(args) as store:
+        store.forget()  # processes silent for an hour are gone (restarted workers, old pods)
         live = store.get()
         acks = store.acks()
     now = time.time()
