@@ -384,3 +384,17 @@ def test_a_failed_kill_is_retried(caplog: pytest.LogCaptureFixture) -> None:
     guard.step(70.0)
     assert source.snapshot.flags["f"].killed
     assert Flaky.calls == 2
+
+
+def test_the_p99_waits_for_enough_control_requests() -> None:
+    """The tail test freezes the control's p99 only once the control has 200 timed requests."""
+    _, book, guard, _ = setup(guard={"latency": "p99"})
+    book.add("on", 1, 0)
+    book.add("off", 100, 0)
+    guard.step(70.0)
+    assert guard.states["f"].p99 is None
+    book.add("off", 100, 0)
+    guard.step(80.0)
+    state = guard.states["f"]
+    assert state.p99 == 0.5
+    assert state.tail_timed == {"on": 1, "off": 200}

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import rampup
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,6 +28,18 @@ def test_the_guard_page_examples_run(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr
     assert "True\nguard: on errors" in proc.stdout
+
+
+def test_the_guard_page_flag_file_loads(tmp_path: Path) -> None:
+    """The page's TOML example is a valid flag file with a guarded rollout."""
+    text = (ROOT / "docs" / "guard.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```toml\n(.*?)```", text, re.S)
+    path = tmp_path / "flags.toml"
+    path.write_text(block, encoding="utf-8")
+    rollout = rampup.load(path).flags["new-checkout"].rules[1].rollout
+    assert rollout is not None
+    assert rollout.latency == "p99"
+    assert len(rollout.not_before) == 3
 
 
 def test_bench_guard_quick_smoke() -> None:

@@ -233,3 +233,21 @@ def test_guard_status_explains_a_bad_counts_file(path: Path, tmp_path: Path) -> 
     proc = cli("guard", "status", str(path), "--counts", str(bad))
     assert proc.returncode == 1
     assert "expected JSON like" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "sums",
+    [
+        {"new-checkout": {"on": {"requests": "many"}}},
+        {"new-checkout": {"on": {"requests": 1.5}}},
+        {"new-checkout": 3},
+        [1, 2],
+    ],
+)
+def test_guard_status_refuses_malformed_sums(path: Path, tmp_path: Path, sums: Any) -> None:
+    """Sums that are not whole numbers in the expected shape exit 1 with a message."""
+    bad = tmp_path / "sums.json"
+    bad.write_text(json.dumps(sums), encoding="utf-8")
+    proc = cli("guard", "status", str(path), "--counts", str(bad))
+    assert proc.returncode == 1
+    assert "expected JSON like" in proc.stderr

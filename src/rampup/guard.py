@@ -24,11 +24,18 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from . import guard_stats as st
 from .engine import Snapshot
+from .guard_types import (  # re-exported: users import them from here
+    Actions,
+    OutcomeReader,
+    StageState,
+    StaticReader,
+    Status,
+    VariantCounts,
+)
 from .model import Flag, Rollout
 from .rollout import find_rollout, with_stage
 
@@ -53,172 +60,6 @@ SRM_P = 0.001
 LATENCY_WARMUP = 60.0
 #: latency needs this many control requests timed before the p99 is frozen
 MIN_P99_SAMPLES = 200
-
-
-@dataclass(slots=True)
-class VariantCounts:
-    """One variant's plain sums: requests, errors, deduplicated error subjects, and the
-    latency sums ``n``, ``sum ln(seconds)``, ``sum ln(seconds)^2``. Cumulative or a difference
-    of two reads (:meth:`minus`)."""
-
-    requests: int = 0
-    errors: int = 0
-    error_subjects: int = 0
-    lat_n: int = 0
-    lat_sum: float = 0.0
-    lat_sumsq: float = 0.0
-
-    def minus(self, other: VariantCounts) -> VariantCounts:
-        """These sums less ``other``'s (the counts since ``other`` was read)."""
-        return VariantCounts(
-            self.requests - other.requests,
-            self.errors - other.errors,
-            self.error_subjects - other.error_subjects,
-            self.lat_n - other.lat_n,
-            self.lat_sum - other.lat_sum,
-            self.lat_sumsq - other.lat_sumsq,
-        )
-
-    def to_dict(self) -> dict[str, float]:
-        """JSON-ready."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VariantCounts:
-        """From :meth:`to_dict` (or a JSON file of sums); unknown keys are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-class OutcomeReader(Protocol):
-    """**Protocol:** what the guard reads: cumulative per-variant sums of one flag.
-
-    The outcome book (one process) and the store's fleet sums (many) both fit. Reads must be
-    monotonic: the guard subtracts the read taken at a stage's start.
-    """
-
-    def counts(self, flag: str) -> Mapping[str, VariantCounts]:
-        """Each variant's cumulative sums (variants never served may be missing)."""
-        ...
-
-    def quantile(self, flag: str, variant: str, q: float) -> float | None:
-        """The ``q`` quantile of the variant's latency in seconds so far, None if unknown."""
-        ...
-
-    def slower_than(self, flag: str, variant: str, seconds: float) -> int:
-        """How many of the variant's requests so far took longer than ``seconds``."""
-        ...
-
-
-class StaticReader:
-    """Fixed sums, e.g. from a JSON file ``{flag: {variant: {requests, error_subjects, ...}}}``
-    (what ``rampup guard status --counts`` reads). No latency histogram: the tail test waits."""
-
-    def __init__(self, sums: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
-        self.sums = {
-            flag: {v: VariantCounts.from_dict(c) for v, c in variants.items()}
-            for flag, variants in sums.items()
-        }
-
-    def counts(self, flag: str) -> Mapping[str, VariantCounts]:
-        """The sums given for ``flag``."""
-        return self.sums.get(flag, {})
-
-    def quantile(self, flag: str, variant: str, q: float) -> float | None:
-        """Unknown: plain sums hold no histogram."""
-        return None
-
-    def slower_than(self, flag: str, variant: str, seconds: float) -> int:
-        """Unknown: always 0."""
-        return 0
-
-
-class Actions(Protocol):
-    """**Protocol:** how the guard acts: the store's kill and stage write, or in-process."""
-
-    def kill(self, flag: str, reason: str) -> None:
-        """Kill ``flag`` (serve its off variant to everyone), recording ``reason``."""
-        ...
-
-    def set_stage(self, flag: str, index: int, state: StageState) -> None:
-        """Move ``flag``'s rollout to stage ``index``; ``state`` is the guard's new state."""
-        ...
-
-
-@dataclass(slots=True)
-class StageState:
-    """The guard's memory of one flag's current stage: plain data, persisted by a store.
-
-    ``carried`` holds each halt ratio's log-likelihood from the earlier stages (so one alpha
-    covers the whole rollout), ``carried_tail`` the same for the latency tail test and
-    ``carried_mean`` the (capped) log of the mean-latency test's earlier stages.
-    """
-
-    flag: str
-    index: int
-    started_at: float
-    baseline: dict[str, dict[str, float]] = field(default_factory=dict)
-    carried: list[float] = field(default_factory=lambda: [0.0] * len(st.HALT_RATIOS))
-    carried_tail: list[float] = field(default_factory=lambda: [0.0] * len(st.HALT_RATIOS))
-    carried_mean: float = 0.0
-    #: latency: sums read when the first minute ended, the control's p99 then, slow counts
-    lat_baseline: dict[str, dict[str, float]] | None = None
-    p99: float | None = None
-    slow_baseline: dict[str, int] = field(default_factory=dict)
-    #: the last verdict: "hold", "advance", "halt", "done", "killed"
-    verdict: str = "hold"
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StageState:
-        """From :meth:`to_dict`."""
-        return cls(**dict(data))
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """One flag's evidence and verdict at one look (what ``rampup guard status`` prints)."""
-
-    flag: str
-    stage: int
-    stages: tuple[float, ...]
-    share: float
-    treatment: str
-    control: str
-    seconds_in_stage: float
-    #: each variant's sums since the stage started
-    counts: Mapping[str, VariantCounts]
-    #: the halt e-process (carried across stages), its threshold 1/alpha, the advance e-value
-    e: float
-    halt_at: float
-    e_adv: float
-    srm_p: float
-    #: the latency e-values (1.0 when not configured or still warming up); the mean test
-    #: halts only when ``latency_diff`` (difference of mean log-seconds) is positive
-    e_latency_mean: float
-    e_latency_tail: float
-    latency_diff: float
-    #: requests slower than the control's frozen p99, and requests timed, (treatment, control)
-    slow: tuple[int, int]
-    timed: tuple[int, int]
-    #: "halt", "advance", "hold", "done" (last stage reached) or "killed"
-    verdict: str
-    #: why: the halt reason, or the advance evidence
-    reason: str
-    #: what a hold waits for, in words
-    waiting_for: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["counts"] = {v: c.to_dict() for v, c in self.counts.items()}
-        data["stages"] = list(self.stages)
-        data["waiting_for"] = list(self.waiting_for)
-        return data
 
 
 class SnapshotActions:
@@ -383,10 +224,7 @@ class Guard:
     def _assess(self, flag: Flag, rollout: Rollout, state: StageState, now: float) -> Status:
         key, t, c = flag.key, rollout.treatment, rollout.control
         cur = self.reader.counts(key)
-        counts = {
-            v: cur.get(v, VariantCounts()).minus(VariantCounts.from_dict(state.baseline.get(v, {})))
-            for v in (t, c)
-        }
+        counts = {v: _since(cur, state.baseline, v) for v in (t, c)}
         ct, cc = counts[t], counts[c]
         nt, nc, xt, xc = ct.requests, cc.requests, ct.error_subjects, cc.error_subjects
         in_stage = now - state.started_at
@@ -476,8 +314,10 @@ class Guard:
     ) -> tuple[float, float, float, tuple[int, int], tuple[int, int]]:
         """(log E mean, log E tail, d, slow, timed): zeros until the first minute is over.
 
-        At the end of the first minute the latency sums are read as the tests' baseline and the
-        control's p99 so far is frozen as the tail test's threshold.
+        When the first minute ends the latency sums are read as the mean test's baseline. The
+        tail test's threshold is the control's p99 so far, frozen at the first look after that
+        minute where the control has at least MIN_P99_SAMPLES timed requests; its counts start
+        there.
         """
         none = (0, 0)
         if not rollout.latency or now - state.started_at < LATENCY_WARMUP:
@@ -485,33 +325,34 @@ class Guard:
         t, c = rollout.treatment, rollout.control
         if state.lat_baseline is None:
             state.lat_baseline = {v: x.to_dict() for v, x in cur.items()}
-            if rollout.latency in ("p99", "both"):
-                state.p99 = self.reader.quantile(key, c, 0.99)
-                if state.p99 is not None:
-                    state.slow_baseline = {
-                        v: self.reader.slower_than(key, v, state.p99) for v in (t, c)
-                    }
-            return 0.0, 0.0, 0.0, none, none
-        lat = {
-            v: cur.get(v, VariantCounts()).minus(
-                VariantCounts.from_dict(state.lat_baseline.get(v, {}))
-            )
-            for v in (t, c)
-        }
-        lt, lc = lat[t], lat[c]
         log_mean, d = 0.0, 0.0
         if rollout.latency in ("mean", "both"):
+            base = state.lat_baseline
+            lt, lc = (_since(cur, base, v) for v in (t, c))
             log_mean, d = st.msprt_log(
                 (lt.lat_n, lt.lat_sum, lt.lat_sumsq), (lc.lat_n, lc.lat_sum, lc.lat_sumsq)
             )
             log_mean += state.carried_mean
-        log_tail, slow, timed = 0.0, none, (lt.lat_n, lc.lat_n)
-        if rollout.latency in ("p99", "both") and state.p99 is not None:
-            st_ = self.reader.slower_than(key, t, state.p99) - state.slow_baseline.get(t, 0)
-            sc = self.reader.slower_than(key, c, state.p99) - state.slow_baseline.get(c, 0)
-            slow = (st_, sc)
-            log_tail, _ = st.halt_e(st_, sc, lt.lat_n, lc.lat_n, state.carried_tail)
-        return log_mean, log_tail, d, slow, timed
+        if rollout.latency not in ("p99", "both"):
+            return log_mean, 0.0, d, none, none
+        if state.p99 is None:
+            if cur.get(c, VariantCounts()).lat_n >= MIN_P99_SAMPLES:
+                state.p99 = self.reader.quantile(key, c, 0.99)
+            if state.p99 is not None:
+                state.slow_baseline = {
+                    v: self.reader.slower_than(key, v, state.p99) for v in (t, c)
+                }
+                state.tail_timed = {v: cur.get(v, VariantCounts()).lat_n for v in (t, c)}
+            return log_mean, 0.0, d, none, none
+        slow = tuple(
+            self.reader.slower_than(key, v, state.p99) - state.slow_baseline.get(v, 0)
+            for v in (t, c)
+        )
+        timed = tuple(
+            cur.get(v, VariantCounts()).lat_n - state.tail_timed.get(v, 0) for v in (t, c)
+        )
+        log_tail, _ = st.halt_e(slow[0], slow[1], timed[0], timed[1], state.carried_tail)
+        return log_mean, log_tail, d, (slow[0], slow[1]), (timed[0], timed[1])
 
     def _tell(self, status: Status, level: int, *, notify: bool = True) -> None:
         """Log the decision, emit it to OpenTelemetry, pass it to the callback: never raise."""
@@ -545,6 +386,13 @@ def _carry(new: StageState, status: Status, old: StageState) -> None:
     # The mean test's running value (earlier stages included) is an e-value; capped at 1 it
     # still is, and the cap keeps a faster stage from pre-paying a later halt.
     new.carried_mean = min(math.log(max(status.e_latency_mean, 1e-300)), 0.0)
+
+
+def _since(
+    cur: Mapping[str, VariantCounts], base: Mapping[str, Mapping[str, float]], variant: str
+) -> VariantCounts:
+    """The variant's sums since ``base`` was read."""
+    return cur.get(variant, VariantCounts()).minus(VariantCounts.from_dict(base.get(variant, {})))
 
 
 def _rollouts(snapshot: Snapshot) -> list[tuple[Flag, Rollout]]:
