@@ -212,3 +212,18 @@ def test_mount_wsgi_routes_by_prefix() -> None:
     assert client.get("/ops/flagsx").get_data() == b"the shop"
     html = client.get("/ops/flags", headers=USER).get_data(as_text=True)
     assert 'href="/ops/flags/flag/new-checkout"' in html
+
+
+def test_history_lists_serving_processes(store_url: str) -> None:
+    """The history page names each process heard from lately and whether it is behind."""
+    store = Store(store_url)
+    live = store.get()
+    assert live is not None
+    store.ack("web-1:41", live.sha)
+    store.ack("web-2:42", "0" * 64)
+    store.close()
+    html = Client(Dashboard(store_url, authorize=_authorize).wsgi).get("/history", headers=USER)
+    text = html.get_data(as_text=True)
+    assert "2 processes, 1 behind" in text
+    assert "web-1:41" in text
+    assert "web-2:42" in text

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -190,7 +191,10 @@ class Dashboard:
                 (d, history.diff(hist[i + 1] if i + 1 < len(hist) else None, d))
                 for i, d in enumerate(hist)
             ]
-            return Response(200, render.history_page(page, pairs, self._notice(q)))
+            serving = ""
+            if self.store is not None and hist:
+                serving = render.processes(self.store.live(), hist[0].sha, time.time())
+            return Response(200, render.history_page(page, pairs, self._notice(q), serving))
         if path == "/api/live.json":
             keys = [q["flag"]] if q.get("flag") else None
             data = live_json(snap.flags, self.outcomes(), self.outcomes_label, keys)

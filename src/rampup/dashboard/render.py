@@ -360,8 +360,33 @@ def _history_items(
     )
 
 
+def processes(acks: Sequence[Any], live_sha: str, now: float) -> str:
+    """The serving processes heard from lately: which version each serves, and how long ago."""
+    if not acks:
+        return ""
+    rows = "".join(
+        f"<tr><td class='key'>{e(a.process)}</td><td class='key'>{e(a.sha[:12])}</td>"
+        f"<td>{'live version' if a.sha == live_sha else '<b>behind</b>'}</td>"
+        f"<td class='num'>{now - a.at:.0f} s ago</td></tr>"
+        for a in acks
+    )
+    behind = sum(1 for a in acks if a.sha != live_sha)
+    head = f"{len(acks)} process{'es' if len(acks) != 1 else ''}" + (
+        f", {behind} behind" if behind else ", all on the live version"
+    )
+    return (
+        f'<div class="card"><div class="row"><h2>Serving processes</h2><span class="small muted">'
+        f"{head} (heard from in the last 10 s)</span></div><table><thead><tr><th>Process</th>"
+        "<th>Serves</th><th></th><th class='num'>Last heard</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
+    )
+
+
 def history_page(
-    p: Page, history: Iterable[tuple[Any, list[tuple[str, str]]]], notice: str = ""
+    p: Page,
+    history: Iterable[tuple[Any, list[tuple[str, str]]]],
+    notice: str = "",
+    serving: str = "",
 ) -> str:
     """Every kept version, newest first, with its diff, author and reason."""
     items = _history_items(p, history, show_rollback=True)
@@ -371,7 +396,7 @@ def history_page(
         else '<div class="card"><h2>Store history</h2><p class="muted">This source keeps no '
         "history: only the Redis store records versions (who, when, why).</p></div>"
     )
-    return layout(p, "History", body, "History")
+    return layout(p, "History", body + serving, "History")
 
 
 def confirm_page(
