@@ -3,7 +3,10 @@ diffs, edits, CSRF and the authorisation gate."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -202,3 +205,36 @@ def test_a_failing_callback_refuses() -> None:
     assert who(_request(), boom) is None
     assert who(_request(), lambda r: False) is None
     assert who(_request(), lambda r: "carol") == "carol"
+
+
+def test_explain_prints_the_rule_in_words(tmp_path: Path) -> None:
+    """`rampup explain` (a subprocess) prints the matched rule's summary and the same words the
+    dashboard shows."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rampup", "explain", str(EXAMPLE), "new-checkout", "--id", "x"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    snap = load(example_doc())
+    words = rule_words(snap.flags["new-checkout"].rules[2])
+    assert words in done.stdout
+    assert "rule      #2: then everyone, ramped" in done.stdout
+
+
+def test_bench_dashboard_quick_smoke() -> None:
+    """The benchmark renders a page of every flag and prints the target line (figures not
+    checked: the machine is shared)."""
+    bench = Path(__file__).resolve().parents[2] / "bench" / "bench_dashboard.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--quick", "--flags", "60"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "target: list page of 1,000 flags < 300 ms" in done.stdout
