@@ -79,7 +79,7 @@ ol.rules{margin:0;padding-left:1.3rem}ol.rules li{margin:.25rem 0}
 .row{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap}
 .kv{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}
 .kv dt{color:var(--muted)}.kv dd{margin:0}
-.verdict-halt{color:var(--red);font-weight:700}
+.verdict-halt,.behind{color:var(--red);font-weight:700}
 footer{color:var(--muted);font-size:.8rem;text-align:center;padding:1rem}
 """
 

@@ -360,13 +360,16 @@ def _history_items(
     )
 
 
+_BEHIND = '<b class="behind">behind</b>'
+
+
 def processes(acks: Sequence[Any], live_sha: str, now: float) -> str:
     """The serving processes heard from lately: which version each serves, and how long ago."""
     if not acks:
         return ""
     rows = "".join(
         f"<tr><td class='key'>{e(a.process)}</td><td class='key'>{e(a.sha[:12])}</td>"
-        f"<td>{'live version' if a.sha == live_sha else '<b>behind</b>'}</td>"
+        f"<td>{'live version' if a.sha == live_sha else _BEHIND}</td>"
         f"<td class='num'>{now - a.at:.0f} s ago</td></tr>"
         for a in acks
     )
