@@ -90,6 +90,9 @@ def test_flag_states_and_filters() -> None:
     assert not matches(views["checkout-button"], "", "killed")
     done = load({"flags": {"old": {"rules": [{"split": {"on": 100, "off": 0}}]}}}).flags["old"]
     assert flag_view(done).stale
+    assert views["admin-panel"].now == "rules: staff → on"
+    assert not views["admin-panel"].stale
+    assert views["winter-banner"].stale  # one rule serving everyone
 
 
 def test_colour_values_get_a_swatch() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..model import BUCKETS, Flag
 from ..rollout import find_rollout
-from ..rule_text import current_weights, next_ramp_step
+from ..rule_text import current_weights, next_ramp_step, rule_summary
 
 __all__ = ["FILTERS", "FlagView", "KillRecord", "flag_view", "kill_records", "matches"]
 
@@ -106,6 +106,13 @@ def flag_view(flag: Flag, kill: KillRecord | None = None, now: datetime | None =
             stale = len(flag.rules) == 1 and _one_variant(splits[0].weights)
         elif flag.rules:
             kind = "rules"
+            text = (
+                "rules: "
+                + "; ".join(f"{rule_summary(r)} → {r.serve}" for r in flag.rules[:3])
+                + ("; …" if len(flag.rules) > 3 else "")
+            )
+            first = flag.rules[0]
+            stale = not first.segments and not first.conditions  # one variant for everyone
         else:
             stale = True  # no rule: the default for everyone
     if kind in ("rollout", "ramp"):
