@@ -24,7 +24,7 @@ import httpx
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from dashboard.clients import PREFIX
-from dashboard.conftest import redis_url, store_url  # noqa: F401 (fixtures)
+from dashboard.conftest import redis_server, redis_url, store_url  # noqa: F401 (fixtures)
 from dashboard.servers import fastapi_app, flask_app, serve_asgi, serve_wsgi
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -30,7 +30,7 @@ def example_doc() -> dict[str, Any]:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_server() -> Iterator[Any]:
     """A fresh redis-server on 127.0.0.1 (skipped where redis-server is missing)."""
     pytest.importorskip("redis")
     from redis_server import REDIS_SERVER, RedisServer
@@ -38,7 +38,14 @@ def redis_url() -> Iterator[str]:
     if not os.path.exists(REDIS_SERVER):  # pragma: no cover - CI installs it
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     with RedisServer() as server:
-        yield server.url
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    """The URL of the test's redis-server."""
+    url: str = redis_server.url
+    return url
 
 
 @pytest.fixture

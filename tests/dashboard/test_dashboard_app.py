@@ -227,3 +227,26 @@ def test_history_lists_serving_processes(store_url: str) -> None:
     assert "2 processes, 1 behind" in text
     assert "web-1:41" in text
     assert "web-2:42" in text
+
+
+def test_store_outage_shows_the_last_good_flags(redis_server: Any, store_url: str) -> None:
+    """Redis down: pages still answer with the last good flags and say so; an action is a 503
+    that wrote nothing; back up, the note is gone."""
+    client = Client(Dashboard(store_url, authorize=_authorize).wsgi)
+    csrf = csrf_of(client.get("/flag/new-checkout", headers=USER).get_data(as_text=True))
+    redis_server.stop()
+    r = client.get("/", headers=USER)
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert "The flag store is unreachable" in html
+    assert "recommendations" in html
+    data = {"csrf": csrf, "reason": "r", "confirm": "yes"}
+    r = client.post("/flag/new-checkout/kill", data=data, headers=USER)
+    assert r.status_code == 503
+    assert "nothing was written" in r.get_data(as_text=True)
+    redis_server.start()
+    store = Store(store_url)
+    store.push(example_doc(), reason="again after the restart")
+    store.close()
+    html = client.get("/", headers=USER).get_data(as_text=True)
+    assert "unreachable" not in html

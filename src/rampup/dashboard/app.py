@@ -90,29 +90,41 @@ class Dashboard:
         return self.store is not None
 
     # -- reading -------------------------------------------------------------------------------
-    def state(self) -> tuple[Snapshot, list[Any]]:
-        """(snapshot, store history newest first). With a store, read from Redis (cached per
-        version), so a write shows at once; otherwise the source's snapshot and no history."""
+    def state(self) -> tuple[Snapshot, list[Any], str]:
+        """(snapshot, store history newest first, outage note). With a store, read from Redis
+        (cached per version), so a write shows at once; when Redis is unreachable, the last
+        good flags with a note saying so. Otherwise the source's snapshot and no history."""
         if self.store is None:
-            return self.source.snapshot, []
-        head = self.store.head()
-        cached = self._cache
-        if head is None:
-            return self.source.snapshot, []
-        if cached is not None and cached[0] == head[0]:
-            return cached[1], cached[2]
-        hist = self.store.history()
-        live = hist[0] if hist else self.store.get()
-        snap = load(live.data) if live is not None else self.source.snapshot
+            return self.source.snapshot, [], ""
+        try:
+            head = self.store.head()
+            cached = self._cache
+            if head is None:
+                return self.source.snapshot, [], ""
+            if cached is not None and cached[0] == head[0]:
+                return cached[1], cached[2], ""
+            hist = self.store.history()
+            live = hist[0] if hist else self.store.get()
+            snap = load(live.data) if live is not None else self.source.snapshot
+        except Exception as exc:  # Redis down: show what we last knew, say so, do not fail
+            log.warning("rampup.dashboard: the flag store is unreachable: %s", exc)
+            note = (
+                f"The flag store is unreachable ({type(exc).__name__}): showing the last good "
+                "flags; actions fail until it is back."
+            )
+            if self._cache is not None:
+                return self._cache[1], self._cache[2], note
+            return self.source.snapshot, [], note
         with self._lock:
             self._cache = (head[0], snap, hist)
-        return snap, hist
+        return snap, hist, ""
 
-    def source_label(self) -> str:
+    def source_label(self, hist: list[Any]) -> str:
         """``Redis store shop · v12`` or ``flags.toml``: what the header names."""
         if self.store is not None:
-            head = self.store.head()
-            return f"Redis store {self.store.namespace}" + (f" · v{head[0]}" if head else "")
+            return f"Redis store {self.store.namespace}" + (
+                f" · v{hist[0].version}" if hist else ""
+            )
         path = getattr(self.source, "path", None)
         if path is not None:
             return str(path)
@@ -147,18 +159,20 @@ class Dashboard:
         if not session:
             session = self.csrf.new_session()
             new_cookie = Csrf.cookie(session, request)
+        snap, hist, outage = self.state()
         page = render.Page(
             request.root,
             user,
-            self.source_label(),
+            self.source_label(hist),
             self.writable,
             self.csrf.token(session, user),
             self.outcomes_label,
+            outage,
         )
         if request.method == "POST":
-            response = self._post(request, page)
+            response = self._post(request, page, snap)
         elif request.method in ("GET", "HEAD"):
-            response = self._get(request, page)
+            response = self._get(request, page, snap, hist)
         else:
             response = Response(405, render.error_page(page, 405, "GET or POST only"))
             response.headers.append(("Allow", "GET, POST"))
@@ -181,9 +195,10 @@ class Dashboard:
             [("Cache-Control", "public, max-age=86400"), ("X-Content-Type-Options", "nosniff")],
         )
 
-    def _get(self, request: Request, page: render.Page) -> Response:
+    def _get(
+        self, request: Request, page: render.Page, snap: Snapshot, hist: list[Any]
+    ) -> Response:
         path, q = request.path, request.query
-        snap, hist = self.state()
         if path in ("/", ""):
             return Response(200, self._list(page, snap, hist, q))
         if path == "/history":
@@ -287,7 +302,7 @@ class Dashboard:
         return Response(303, "", "text/plain; charset=utf-8", [("Location", f"{location}?{query}")])
 
     # -- actions -------------------------------------------------------------------------------
-    def _post(self, request: Request, page: render.Page) -> Response:
+    def _post(self, request: Request, page: render.Page, snap: Snapshot) -> Response:
         form = request.form()
         refused = self.csrf.check(request, form)
         if refused is not None:
@@ -299,7 +314,6 @@ class Dashboard:
                     page, 409, "this source is read-only: edit the flag file (the page shows how)"
                 ),
             )
-        snap, _ = self.state()
         path = request.path
         try:
             if path == "/rollback":
@@ -349,13 +363,17 @@ class Dashboard:
             return Response(400, render.error_page(page, 400, str(exc)))
         except StoreError as exc:
             return Response(409, render.error_page(page, 409, str(exc)))
+        except Exception as exc:  # Redis down or timing out: nothing was written
+            log.warning("rampup.dashboard: %s failed: %s", path, exc)
+            message = f"the flag store did not answer ({type(exc).__name__}); nothing was written"
+            return Response(503, render.error_page(page, 503, message))
 
     def _rollback(self, request: Request, page: render.Page, form: Mapping[str, str]) -> Response:
         from ..store import undone_kills
 
         version = actions.int_of(form, "version")
         reason = actions.reason_of(form, required=False)
-        _, hist = self.state()
+        _, hist, _ = self.state()
         target = next((d for d in hist if d.version == version), None)
         if target is None:
             raise actions.Invalid(f"version {version} is not in the kept history")

@@ -38,6 +38,7 @@ class Page:
     writable: bool
     csrf: str
     label: str  # where live figures come from: "this process" or "fleet-wide"
+    alert: str = ""  # e.g. the store is unreachable
 
 
 def when(epoch: float) -> str:
@@ -58,6 +59,7 @@ def layout(p: Page, title: str, body: str, active: str = "", live: str = "") -> 
     )
     mode = "writable" if p.writable else "read-only"
     live_attr = f' data-live="{e(live)}"' if live else ""
+    alert = f'<div class="notice error">{e(p.alert)}</div>' if p.alert else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -67,7 +69,7 @@ def layout(p: Page, title: str, body: str, active: str = "", live: str = "") -> 
         f"</head><body{live_attr}>"
         f'<header class="top"><span class="brand">rampup</span><nav>{nav}</nav>'
         f'<span class="src"><b>{e(p.source)}</b> · {mode} · {e(p.user)}</span></header>'
-        f"<main>{body}</main></body></html>"
+        f"<main>{alert}{body}</main></body></html>"
     )
 
 
