@@ -178,3 +178,26 @@ def test_unkill_rollback_and_advance_through_redis(make: Any, store_url: str) ->
     assert live.killed() == {"recommendations"}
     assert live.reason.startswith("rollback to v1")
     store.close()
+
+
+def test_flask_callback_sees_the_flask_session() -> None:
+    """In Flask the callback runs in Flask's request context: flask.session names the user."""
+    import flask
+
+    from rampup.dashboard.flask import mount
+
+    app = flask.Flask("shop")
+    app.secret_key = "test-secret"
+
+    @app.post("/login")
+    def login() -> str:
+        flask.session["user"] = "ann"
+        return "ok"
+
+    mount(app, PREFIX, flags=str(EXAMPLE), authorize=lambda r: flask.session.get("user"))
+    client = app.test_client()
+    assert client.get(f"{PREFIX}/").status_code == 403
+    client.post("/login")
+    r = client.get(f"{PREFIX}/")
+    assert r.status_code == 200
+    assert "· ann</span>" in r.get_data(as_text=True)
