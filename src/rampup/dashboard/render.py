@@ -267,7 +267,14 @@ def flag_page(
         f"{e(p.label)}, updated <span data-live-at>{time.strftime('%H:%M:%S')}</span></span>"
         "</div><table><thead><tr><th>Variant</th><th>Value</th><th class='num'>Requests</th>"
         "<th class='num'>Error rate (95 % interval)</th><th class='num'>p50</th>"
-        f"<th class='num'>p99</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        f"<th class='num'>p99</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        + (
+            ""
+            if figs
+            else '<p class="small muted">No request counted yet. The outcome book counts only '
+            "flags whose decision can differ between subjects (a split, a ramp, a rule).</p>"
+        )
+        + "</div>"
     )
     # -- rules in words
     items = "".join(f"<li>{e(rule_words(r, f))}</li>" for r in f.rules)
