@@ -50,10 +50,12 @@ def redis_url(redis_server: Any) -> str:
 
 @pytest.fixture
 def store_url(redis_url: str) -> Iterator[str]:
-    """A Redis URL whose namespace ``shop`` holds the example document as v1."""
+    """A Redis URL whose namespace ``dashboard-tests`` holds the example document as v1."""
     from rampup.store import Store
 
-    store = Store(redis_url, "shop")
+    # a namespace of its own: RedisSources are registered process-wide (store telemetry reads
+    # them), so a dashboard test's source must not pass for another test's "shop"
+    store = Store(redis_url, "dashboard-tests")
     store.push(example_doc(), reason="first push", by="ci")
     store.close()
-    return f"{redis_url}?namespace=shop"
+    return f"{redis_url}?namespace=dashboard-tests"
