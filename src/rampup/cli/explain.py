@@ -9,6 +9,7 @@ from typing import Any
 from ..bucketing import ALGORITHM, bucket
 from ..model import Reason, Subject
 from ..rollout import describe
+from ..rule_text import rule_summary, rule_words
 from . import CommandError
 from ._common import decision_dict, emit_json, load_file, parse_at, parse_attrs
 
@@ -77,12 +78,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"variant   {d.variant}  (value {d.value!r})")
     print(f"reason    {d.reason.value}" + (f": {d.detail}" if d.detail else ""))
     if rule is not None:
-        what = (
-            rule.description
-            or ", ".join(rule.segments)
-            or ("conditions" if rule.conditions else "everyone")
-        )
-        print(f"rule      #{d.rule_index}: {what}")
+        print(f"rule      #{d.rule_index}: {rule_summary(rule)}")
+        print(f"          {rule_words(rule, flag)}")
         if rule.rollout is not None:
             print(f"rollout   {describe(rule.rollout)}")
     if data["bucket"] is not None:
