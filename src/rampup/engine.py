@@ -20,7 +20,7 @@ from .bucketing import bucketer
 from .model import Decision, Flag, Reason, Rule, Segment, Split, Subject
 from .operators import ConditionFailed, Predicate, compile_condition
 
-__all__ = ["Snapshot", "compile_segment", "unknown_flag"]
+__all__ = ["Snapshot", "compile_segment", "unavailable_flag", "unknown_flag"]
 
 log = logging.getLogger("rampup")
 
@@ -184,6 +184,9 @@ class Snapshot:
     origin: str = "<mapping>"
     #: when it was loaded (time.time()), for "last reload" diagnostics
     loaded_at: float = field(default_factory=time.time)
+    #: why this snapshot serves no flags at all (an invalid flag file at start-up, rampup
+    #: failing): every read is then ERROR with this reason, not a "typo?" UNKNOWN_FLAG
+    unavailable: str | None = None
     # A plain dict, never changed after build(): every flag read looks it up, and a read-only
     # proxy's get costs a third more than a dict's.
     _compiled: Mapping[str, _CompiledFlag] = field(default_factory=dict, repr=False, compare=False)
@@ -201,6 +204,12 @@ class Snapshot:
             origin,
             _compiled=compiled,
         )
+
+    @classmethod
+    def serving_nothing(cls, why: str, origin: str) -> Snapshot:
+        """A snapshot with no flags because none can be served (``why``, e.g. "the flag file
+        is invalid"): every read gives the caller's default with reason ERROR."""
+        return cls(MappingProxyType({}), MappingProxyType({}), origin, unavailable=why)
 
     def evaluate(
         self,
@@ -220,6 +229,8 @@ class Snapshot:
         """
         flag = self._compiled.get(key)
         if flag is None:
+            if self.unavailable is not None:
+                return unavailable_flag(key, self.unavailable)
             return unknown_flag(key)
         if override is not None:
             forced = flag.overrides.get(override)
@@ -279,6 +290,18 @@ class Snapshot:
 
 _unknown_logged: set[str] = set()
 _UNKNOWN_LOG_CAP = 1000
+
+
+_unavailable_logged: set[str] = set()
+
+
+def unavailable_flag(key: str, why: str) -> Decision:
+    """ERROR decision for ``key`` from a snapshot that serves nothing (``why``); logs the
+    reason once per reason (bounded), not once per flag or request."""
+    if why not in _unavailable_logged and len(_unavailable_logged) < _UNKNOWN_LOG_CAP:
+        _unavailable_logged.add(why)
+        log.error("rampup: no flags are served (%s); every flag reads as off", why)
+    return Decision(key, None, None, Reason.ERROR, detail=why)
 
 
 def unknown_flag(key: str) -> Decision:

@@ -58,7 +58,9 @@ log = logging.getLogger("rampup")
 
 #: What a request serves when rampup itself fails (a custom source raising, a bug): no flags,
 #: so every flag reads as unknown (off) and the app still gets its own response, never a 500.
-FALLBACK = Snapshot.build({}, {}, "<rampup unavailable>")
+FALLBACK = Snapshot.serving_nothing(
+    "rampup could not open the request (see the error logged)", "<rampup unavailable>"
+)
 
 
 def unbind(token: Token[Flags]) -> None:

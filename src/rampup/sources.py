@@ -127,7 +127,9 @@ class FileSource:
                 self.path,
                 exc,
             )
-            self.snapshot = Snapshot.build({}, {}, f"<{self.path}: invalid>")
+            self.snapshot = Snapshot.serving_nothing(
+                f"the flag file {self.path} is invalid", f"<{self.path}: invalid>"
+            )
             self.last_error = exc
         self.reloads = 0
         self._stop = threading.Event()

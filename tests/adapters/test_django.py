@@ -443,7 +443,7 @@ def test_rampup_failure_serves_every_flag_off(caplog: pytest.LogCaptureFixture) 
         agree_data = client.get("/agree").json()
     assert response.status_code == 200
     assert response.json()["value"] is None
-    assert response.json()["reason"] == dark.json()["reason"] == Reason.UNKNOWN_FLAG.value
+    assert response.json()["reason"] == dark.json()["reason"] == Reason.ERROR.value
     assert "could not open the request" in caplog.text
     assert agree_data["request"] == agree_data["proxy"]
 

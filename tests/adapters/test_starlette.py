@@ -293,7 +293,8 @@ def test_bad_flag_file_with_add_middleware_serves_flags_off_until_fixed(
 ) -> None:
     """Starlette builds add_middleware's stack at the first ASGI call, too late to fail the
     deploy: an invalid file then serves every flag as off (no 500s), logged as critical, and
-    the fixed file is picked up. Wrapping the app at import time still raises ConfigError."""
+    the fixed file is picked up; reads say the file is invalid, never "a typo?" for a flag the
+    file defines. Wrapping the app at import time still raises ConfigError."""
     path = tmp_path / "flags.toml"
     path.write_text('[flags.x]\ndefault = "maybe"\n')
 
@@ -306,6 +307,8 @@ def test_bad_flag_file_with_add_middleware_serves_flags_off_until_fixed(
         assert [client.get("/").text for _ in range(3)] == ["False"] * 3
         assert "serving every flag as off" in caplog.text
         assert "flags.x.default" in caplog.text
+        assert "not defined" not in caplog.text
+        assert f"no flags are served (the flag file {path} is invalid)" in caplog.text
         path.write_text("[flags.x]\ndefault = 'on'\n")
         mw = app.middleware_stack
         while not isinstance(mw, RampupMiddleware):
