@@ -414,8 +414,13 @@ class FleetGuard:
 
 
 def _run(ref: weakref.ref[FleetGuard], stop: threading.Event) -> None:
+    g = ref()
+    if g is None:
+        return
     now = time.monotonic()
-    next_flush, next_eval = now, now
+    # the first flush after a jittered wait too: workers forked together do not flush together
+    next_flush, next_eval = now + random.uniform(*g.flush_every), now
+    del g
     while True:
         g = ref()
         if g is None:

@@ -224,3 +224,100 @@ def test_guard_status_reads_the_fleet(store: Store, redis_url: str) -> None:
     g.stop()
     assert "no guard evaluates now" in cli("--redis", redis_url, "--namespace", "shop").stdout
     assert fleet_status(Store(redis_url, "empty")) == []
+
+
+def test_started_with_a_url_it_flushes_and_evaluates_in_its_thread(
+    store: Store, redis_url: str
+) -> None:
+    """``start(URL, NS)`` runs now: its thread takes the lock, stores the stage state and
+    flushes the book; ``stop`` gives the lock up."""
+    from rampup import guard_fleet
+
+    from .helpers import wait_until
+
+    store.push(document())
+    book = OutcomeBook()
+    g = guard_fleet.start(redis_url, "shop", book=book, interval=0.05, flush_every=(0.02, 0.05))
+    try:
+        assert g.running
+        wait_until(lambda: holder(store) == g._token and FLAG in load_states(store))
+        serve(book, document(), range(50), fail_on=False)
+        wait_until(lambda: sum(c.requests for c in FleetReader(store).counts(FLAG).values()) == 50)
+    finally:
+        g.stop()
+    assert not g.running
+    assert holder(store) is None
+
+
+def test_attached_to_a_source_it_starts_at_the_first_read(store: Store, redis_url: str) -> None:
+    """On a RedisSource the thread waits for the process's first snapshot read (a pre-fork
+    master that serves nothing runs none)."""
+    from rampup import guard_fleet
+    from rampup.redis_source import RedisSource
+
+    store.push(document())
+    source = RedisSource(redis_url, "shop", interval=0.1)
+    g = guard_fleet.start(source, interval=0.05)
+    try:
+        assert not g.running
+        source.snapshot  # noqa: B018 - the first read in this process
+        assert g.running
+        late = FleetGuard(store.fresh(), evaluate=False).attach(source)  # already serving
+        assert late.running
+        late.stop()
+    finally:
+        g.stop()
+        source.close()
+
+
+def test_a_redis_outage_is_logged_once_and_retried(
+    redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Flushes and looks that fail while Redis is down are logged once, carried over, and
+    logged again when they work."""
+    store = Store(redis_server.url, "shop")
+    book = OutcomeBook()
+    g = FleetGuard(store, book=book, evaluate=False)
+    serve(book, document(), range(20), fail_on=False)
+    redis_server.stop()
+    with caplog.at_level("WARNING", "rampup.guard"):
+        g._round(g.flush_now)
+        g._round(g.flush_now)
+        redis_server.start()
+        g._round(g.flush_now)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("flush_now failed" in m for m in messages) == 1
+    assert sum("works again" in m for m in messages) == 1
+    assert sum(c.requests for c in FleetReader(store).counts(FLAG).values()) == 20
+    store.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_a_forked_child_gets_its_own_client_token_and_thread(store: Store, redis_url: str) -> None:
+    """After a fork the child is not the leader, has a new token and client, runs its own
+    thread, and flushes only what it served itself (its inherited counts are the parent's)."""
+    from rampup import guard_fleet
+
+    book = OutcomeBook()
+    g = guard_fleet.start(redis_url, "shop", book=book, evaluate=False, flush_every=(9, 9))
+    serve(book, document(), range(30), fail_on=False)  # not flushed yet when the child forks
+    parent = (g._token, id(g.store))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        ok = False
+        try:
+            ok = (g._token, id(g.store)) != parent and not g.leader and g.running
+            serve(book, document(), range(1000, 1007), fail_on=False)
+            g.flush_now()
+        finally:
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.close(r)
+    os.waitpid(pid, 0)
+    g.stop()
+    assert got == b"1"
+    # the parent's final flush adds its 30; the child's flush only its own 7
+    assert sum(c.requests for c in FleetReader(store).counts(FLAG).values()) == 37
