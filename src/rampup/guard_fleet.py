@@ -30,6 +30,7 @@ This is the only guard module that imports redis-py (``rampup[redis]``).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -466,5 +467,14 @@ def _after_fork_in_child() -> None:
             g.start()  # attached ones start at their source's first read in this process
 
 
+def _stop_at_exit() -> None:
+    """A worker exiting flushes what is left and hands the lock over at once (else the next
+    evaluator waits for the lock to expire)."""
+    for g in list(_guards):
+        if g._pid == os.getpid() and not g._stop.is_set():
+            g.stop()
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_stop_at_exit)

@@ -321,3 +321,20 @@ def test_a_forked_child_gets_its_own_client_token_and_thread(store: Store, redis
     assert got == b"1"
     # the parent's final flush adds its 30; the child's flush only its own 7
     assert sum(c.requests for c in FleetReader(store).counts(FLAG).values()) == 37
+
+
+def test_unreadable_or_foreign_data_is_skipped(store: Store) -> None:
+    """A stored state that is not JSON is skipped (logged); a flag without a rollout rule is
+    not advanced; fields the reader does not know are ignored."""
+    from rampup.errors import StoreError
+    from rampup.guard_fleet import state_key
+
+    store.push({"flags": {"plain": {"rules": [{"serve": "on"}]}, **document()["flags"]}})
+    store.client.hset(state_key(store), mapping={"broken": "{not json", FLAG: "[1, 2]"})
+    assert load_states(store) == {}
+    with pytest.raises(StoreError, match="no rollout rule"):
+        FleetActions(store).set_stage("plain", 1, StageState("plain", 1, 0.0))
+    store.client.hset(
+        outcomes_key(store, FLAG), mapping={"requests:on": 5, "weird:on": 1, "b999:on": 3}
+    )
+    assert FleetReader(store).counts(FLAG)["on"].requests == 5
