@@ -28,6 +28,7 @@ from typing import Any
 
 from . import guard_stats as st
 from .engine import Snapshot
+from .guard_book import BookReader
 from .guard_types import (  # re-exported: users import them from here
     Actions,
     OutcomeReader,
@@ -48,6 +49,7 @@ __all__ = [
     "StaticReader",
     "Status",
     "VariantCounts",
+    "start",
 ]
 
 log = logging.getLogger("rampup.guard")
@@ -373,6 +375,38 @@ class Guard:
                 self.on_decision(status)
             except Exception:
                 log.exception("rampup: guard: the on_decision callback failed (ignored)")
+
+
+def start(
+    source: Any,
+    book: Any = None,
+    *,
+    act: bool = True,
+    interval: float = 5.0,
+    on_decision: Callback | None = None,
+    tracer_provider: Any = None,
+) -> Guard:
+    """Run the guard of a single-process app in one line, and return it (``guard.stop()``).
+
+    ``source``: the app's flag source, or the rampup middleware serving it (its
+    ``runtime.source``). It reads ``book`` (default: the process's outcome book, fed by every
+    adapter's one-line setup) and, with ``act=True``, kills or advances in this process only
+    (:class:`SnapshotActions`). With several processes sharing a flag file pass ``act=False``
+    (watch and alert), or use the Redis store's fleet guard (``rampup.guard_fleet``).
+    """
+    runtime = getattr(source, "runtime", None)
+    if runtime is not None and hasattr(runtime, "source"):
+        source = runtime.source
+    guard = Guard(
+        source,
+        BookReader(book),
+        SnapshotActions(source) if act else None,
+        interval=interval,
+        on_decision=on_decision,
+        tracer_provider=tracer_provider,
+    )
+    guard.start()
+    return guard
 
 
 # -- helpers ----------------------------------------------------------------------------------

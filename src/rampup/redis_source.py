@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ class RedisSource:
         self._reset_process_state(forked=False)
         self._pid: int | None = None  # the process whose watcher runs; None: not started
         self._reads = 0  # snapshot reads since the watcher (re)started: paces the pid check
+        self._on_serving: list[Callable[[], object]] = []
         self._boot(fallback, require_store)
         _sources.add(self)
 
@@ -332,6 +334,11 @@ class RedisSource:
             self._pid = pid
             self._reads = 1
             self._process = f"{socket.gethostname()}:{pid}"
+            for callback in self._on_serving:
+                try:
+                    callback()
+                except Exception:  # a callback must never break the first read
+                    log.exception("rampup: an on_serving callback failed")
             if not self.watch:
                 return
             thread = threading.Thread(
@@ -342,6 +349,14 @@ class RedisSource:
             )
             self._thread = thread
             thread.start()
+
+    def on_serving(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` in each process when it starts serving (its first snapshot read,
+        which starts the watcher), and now if this process already does. For per-process
+        threads that must not run in a pre-fork master (the fleet guard)."""
+        self._on_serving.append(callback)
+        if self._pid == os.getpid():
+            callback()
 
     def _reset_process_state(self, forked: bool = True) -> None:
         """Fresh locks and stop event (a lock held by the parent's watcher at fork time would

@@ -1,4 +1,8 @@
-"""``rampup guard status FILE --counts SUMS.json``: each guarded rollout's evidence and verdict.
+"""``rampup guard status FILE --counts SUMS.json`` or ``rampup guard status --redis URL``: each
+guarded rollout's evidence and verdict.
+
+With ``--redis`` (and ``--namespace``) it reads the fleet: the live document, the stage states
+and the fleet's sums the processes flush (``rampup.guard_fleet``), and who evaluates.
 
 What it reads today: the flag file (stages, current stage) and a JSON file of per-variant sums
 for the current stage, ``{flag: {variant: {"requests": N, "error_subjects": X, ...}}}`` (the
@@ -14,11 +18,13 @@ import json
 import time
 from typing import Any
 
+from ..errors import MissingDependency
 from ..guard import Guard, StageState, StaticReader, Status
 from ..rollout import find_rollout
 from ..sources import StaticSource
 from . import CommandError
 from ._common import emit_json, load_file, parse_at
+from ._store import add_store_args, open_store
 
 
 def register(sub: Any) -> None:
@@ -32,16 +38,21 @@ def register(sub: Any) -> None:
     gsub = p.add_subparsers(dest="guard_command", metavar="SUBCOMMAND")
     gsub.required = True
     s = gsub.add_parser("status", help="each guarded rollout's evidence and verdict")
-    s.add_argument("file", help="the flag file")
+    s.add_argument("file", nargs="?", help="the flag file (not with --redis)")
     s.add_argument("--counts", metavar="SUMS.json", help="per-variant sums of the current stage")
     s.add_argument("--since", help="when the current stage started (ISO 8601; default: now)")
     s.add_argument("--at", help="evaluate at this ISO 8601 time instead of now")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    add_store_args(s)
     s.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print every guarded rollout's status; exit 0 (it only looks)."""
+    if args.redis and not args.file:
+        return run_fleet(args)
+    if not args.file:
+        raise CommandError("guard status needs a flag file, or --redis URL for the fleet", 2)
     snapshot = load_file(args.file)
     sums: dict[str, Any] = {}
     if args.counts:
@@ -70,6 +81,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not statuses:
         print(f"{args.file}: no guarded rollouts")
+    for s in statuses:
+        print(format_status(s))
+    return 0
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    """The fleet's status from the store: live document, stored stage states, fleet sums."""
+    if args.counts or args.since:
+        raise CommandError("--counts and --since read a flag file's mode, not --redis", 2)
+    with open_store(args) as store:
+        try:
+            from ..guard_fleet import fleet_status, holder
+        except MissingDependency as exc:  # pragma: no cover - open_store checked redis-py
+            raise CommandError(str(exc)) from None
+        statuses = fleet_status(store, parse_at(args.at))
+        evaluator = holder(store)
+    if args.json:
+        emit_json({"evaluator": evaluator, "flags": [s.to_dict() for s in statuses]})
+        return 0
+    print(
+        f"namespace {store.namespace}: "
+        + (f"evaluated by {evaluator}" if evaluator else "no guard evaluates now (no lock held)")
+    )
+    if not statuses:
+        print(f"namespace {store.namespace}: no guarded rollouts")
     for s in statuses:
         print(format_status(s))
     return 0
