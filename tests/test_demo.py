@@ -1,8 +1,10 @@
-"""`rampup demo` as a user runs it: a subprocess serving HTTP on 127.0.0.1."""
+"""`rampup demo` as a user runs it: a subprocess serving HTTP on 127.0.0.1; and the demo's
+outcome panel through the WSGI interface, in process."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import subprocess
@@ -11,8 +13,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import pytest
+
+from rampup.demo import make_app
+from rampup.wsgi import RampupMiddleware
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,3 +179,105 @@ def _open(
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read()
+
+
+# -- the outcome panel, through the WSGI interface ------------------------------------------------
+def _wsgi(
+    app: RampupMiddleware, path: str, method: str = "GET", **headers: str
+) -> tuple[str, dict[str, str], str]:
+    """One request to ``app``: (status line, headers, body)."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "wsgi.input": io.BytesIO(b""),
+        **{"HTTP_" + k.upper(): v for k, v in headers.items()},
+    }
+    setup_testing_defaults(environ)
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+    body = app(environ, lambda status, hdrs, exc_info=None: started.append((status, hdrs)))
+    text = b"".join(body).decode()
+    return started[0][0], dict(started[0][1]), text
+
+
+def _outcomes(app: RampupMiddleware) -> tuple[int, dict[tuple[str, str], dict[str, Any]]]:
+    data = json.loads(_wsgi(app, "/api/outcomes")[2])
+    return data["simulated"], {(r["flag"], r["variant"]): r for r in data["outcomes"]}
+
+
+def _cell(page: str, flag: str, variant: str, name: str) -> str:
+    row = re.search(rf'<tr data-flag="{flag}" data-variant="{variant}".*?</tr>', page, re.S)
+    assert row, f"no row for {flag}={variant}"
+    cell = re.search(rf'<td class="{name}">(?:<span[^>]*>)?([^<]*)<', row.group(0))
+    assert cell, row.group(0)
+    return cell.group(1)
+
+
+def test_a_fresh_demo_shows_no_traffic_yet() -> None:
+    """Before any request has read a split flag, the panel says so and the JSON is empty."""
+    app = make_app(watch=False)
+    assert _outcomes(app) == (0, {})
+    status, _, page = _wsgi(app, "/")
+    assert status == "200 OK"
+    assert 'id="no-traffic">No traffic yet' in page
+    assert "outcomes-table" not in page
+
+
+def test_page_views_are_counted_as_real_traffic() -> None:
+    """The page reads every flag, so the second view shows the first one: one request per split
+    flag's variant served, nothing simulated."""
+    app = make_app(watch=False)
+    _wsgi(app, "/", x_user_id="1002")
+    page = _wsgi(app, "/", x_user_id="1002")[2]
+    served = dict(re.findall(r'data-flag="([^"]+)" data-served="([^"]+)"', page))
+    assert _cell(page, "new-checkout", served["new-checkout"], "requests") == "1"
+    assert _cell(page, "checkout-button", served["checkout-button"], "requests") == "1"
+    assert 'data-flag="dark-mode"' in page  # its card; but a constant flag has no outcome row
+    assert '<tr data-flag="dark-mode"' not in page
+    assert "All real: requests this demo served" in page
+    simulated, rows = _outcomes(app)
+    assert simulated == 0
+    assert rows[("new-checkout", served["new-checkout"])]["requests"] == 2
+
+
+def test_simulate_sends_200_requests_through_the_middleware_with_errors_on_on() -> None:
+    """POST /simulate runs 200 requests from new subjects through the demo's middleware: the
+    book counts them per variant, one in ten served new-checkout=on failed (and each failure
+    is a different subject), and the page shows the figures, labelled as simulated."""
+    app = make_app(watch=False)
+    status, headers, _ = _wsgi(app, "/simulate", "POST")
+    assert status == "303 See Other"
+    assert headers["Location"] == "/#outcomes"
+    simulated, rows = _outcomes(app)
+    assert simulated == 200
+    on, off = rows[("new-checkout", "on")], rows[("new-checkout", "off")]
+    assert on["requests"] + off["requests"] == 200
+    assert on["requests"] >= 40  # one in four is staff, whom a rule serves on
+    assert on["errors"] == on["requests"] // 10
+    assert off["errors"] == 0
+    assert on["error_subjects"] == on["errors"]
+    assert on["p99_ms"] is not None
+    assert on["p99_ms"] >= 3  # the simulated new checkout waits 3 ms
+    assert sum(r["requests"] for (f, _), r in rows.items() if f == "checkout-button") == 200
+
+    page = _wsgi(app, "/")[2]
+    assert _cell(page, "new-checkout", "on", "requests") == str(on["requests"])
+    assert _cell(page, "new-checkout", "on", "errors") == str(on["errors"])
+    assert _cell(page, "new-checkout", "on", "error-rate") == f"{on['error_rate']:.1%}"
+    assert _cell(page, "new-checkout", "on", "p99").endswith(" ms")
+    assert "Includes 200 simulated requests (1 run)." in page
+    assert "no-traffic" not in page
+
+    _wsgi(app, "/simulate", "POST")  # new subjects again: no failure is deduplicated
+    simulated, rows = _outcomes(app)
+    assert simulated == 400
+    on = rows[("new-checkout", "on")]
+    assert on["error_subjects"] == on["errors"] >= 8
+    assert rows[("new-checkout", "off")]["requests"] + on["requests"] == 401  # + the page view
+
+
+def test_a_client_cannot_send_simulated_requests() -> None:
+    """GET /simulated and GET /simulate from outside are plain 404s; nothing is counted."""
+    app = make_app(watch=False)
+    assert _wsgi(app, "/simulated", x_user_id="sim-1-1")[0] == "404 Not Found"
+    assert _wsgi(app, "/simulate")[0] == "404 Not Found"
+    assert _outcomes(app) == (0, {})

@@ -158,3 +158,37 @@ def test_switching_identity_from_the_page_changes_the_decision(demo_url: str, pa
         r"[0-9a-f]{32}",
         p.locator("#subject-key").inner_text(),
     )
+
+
+def test_the_outcome_panel_fills_when_traffic_is_simulated(
+    demo_url: str, page: Page, tmp_path: Path
+) -> None:
+    """A fresh demo says 'no traffic yet'; the Simulate button sends 200 requests and the panel
+    shows each split flag's variants with requests, error rate and p99, labelled simulated."""
+    p = page
+    p.goto(demo_url + "/")
+    assert "No traffic yet" in p.locator("#outcomes").inner_text()
+    with p.expect_navigation():
+        p.click("#simulate")
+    panel = p.locator("#outcomes")
+    assert "Includes 200 simulated requests (1 run)." in panel.inner_text()
+    on = p.locator('#outcomes-table tr[data-flag="new-checkout"][data-variant="on"]')
+    off = p.locator('#outcomes-table tr[data-flag="new-checkout"][data-variant="off"]')
+    requests_on = int(on.locator(".requests").inner_text().replace(",", ""))
+    requests_off = int(off.locator(".requests").inner_text().replace(",", ""))
+    assert requests_on + requests_off == 201  # the simulation, and the first page view
+    errors_on = int(on.locator(".errors").inner_text())
+    assert errors_on == requests_on // 10
+    assert on.locator(".error-rate").inner_text() == f"{errors_on / requests_on:.1%}"
+    assert re.fullmatch(r"\d+\.\d+ ms", on.locator(".p99").inner_text())
+    assert off.locator(".errors").inner_text() == "0"
+    assert p.locator('#outcomes-table tr[data-flag="checkout-button"]').count() == 3
+    assert p.locator('#outcomes-table tr[data-flag="dark-mode"]').count() == 0  # one constant
+
+    panel.scroll_into_view_if_needed()
+    shot = tmp_path / "demo-outcomes.png"
+    p.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shutil.copyfile(shot, artifacts / "demo-outcomes.png")

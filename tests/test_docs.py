@@ -16,13 +16,15 @@ Each fenced block of ``docs/**/*.md`` is a test, run in a fresh temp dir that ho
 * ```` ```toml ````: parsed; a flag-file fragment (only ``flags``, ``segments``, ``version``)
   must load with ``rampup.load``.
 
-``<!-- docs-test: skip (reason) -->`` on the line before a block skips it; the reason is
-required, and the block must be exercised by a test of its own (only for blocks that need a
-running service).
+``<!-- docs-test: skip (reason; covered by tests/path.py::test_name) -->`` on the line before a
+block leaves it out (no test item, so CI shows no skips): only for a block that needs a running
+service. The marker must give the reason and name the test that exercises the block instead;
+``test_every_skipped_block_names_the_test_that_runs_it`` checks that test exists.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -44,6 +46,10 @@ else:  # pragma: no cover
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 MARKER = re.compile(r"^<!--\s*docs-test:\s*(?P<what>\w+)\s*(?:\((?P<reason>[^)]*)\))?\s*-->$")
+#: a skip marker's reason: why, then the test that runs the block instead
+COVERED = re.compile(
+    r"^(?P<why>[^;]*\S[^;]*);\s*covered by\s+(?P<path>tests/\S+\.py)::(?P<test>\w+)$"
+)
 INCLUDE = re.compile(r"""^--8<--\s+["'](?P<path>[^"']+)["']\s*$""")
 RUN = {"python", "console", "toml"}
 
@@ -89,13 +95,20 @@ def _blocks(path: Path) -> list[Block]:
     return blocks
 
 
+def _skipped(block: Block) -> bool:
+    return block.marker is not None and block.marker[0] == "skip"
+
+
 PAGES = sorted(DOCS.rglob("*.md"))
-#: console blocks without a rampup command (curl, python ...) have nothing to run here
+ALL_BLOCKS = [b for page in PAGES for b in _blocks(page)]
+#: console blocks without a rampup command (curl, python ...) have nothing to run here; a
+#: skipped block is run by the test its marker names (checked below), so it is no item here
 BLOCKS = [
     b
-    for page in PAGES
-    for b in _blocks(page)
-    if b.lang in RUN and (b.lang != "console" or re.search(r"^\$ (\S+=\S+ )*rampup ", b.text, re.M))
+    for b in ALL_BLOCKS
+    if b.lang in RUN
+    and not _skipped(b)
+    and (b.lang != "console" or re.search(r"^\$ (\S+=\S+ )*rampup ", b.text, re.M))
 ]
 
 
@@ -230,12 +243,46 @@ def _run_toml(block: Block, workdir: Path) -> None:
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_docs_example(block: Block, workdir: Path) -> None:
     """The block runs as the page says it does (see the module docstring for the rules)."""
-    if block.marker is not None and block.marker[0] == "skip":
-        assert (block.marker[1] or "").strip(), f"{block.id}: docs-test: skip needs a (reason)"
-        pytest.skip(block.marker[1])
     if block.marker is not None:
         assert block.marker[0] == "pytest", f"{block.id}: unknown docs-test marker"
     {"python": _run_python, "console": _run_console, "toml": _run_toml}[block.lang](block, workdir)
+
+
+def _skip_problem(block: Block) -> str | None:
+    """Why ``block``'s skip marker is not acceptable (None: it is)."""
+    reason = (block.marker[1] if block.marker else None) or ""
+    m = COVERED.match(reason.strip())
+    if m is None:
+        return (
+            f"{block.id}: write <!-- docs-test: skip (reason; covered by tests/x.py::test_name) -->"
+            f", naming the test that runs this block (got {reason!r})"
+        )
+    path = ROOT / m.group("path")
+    if not path.is_file():
+        return f"{block.id}: {m.group('path')} does not exist"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    defined = {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    if m.group("test") not in defined:
+        return f"{block.id}: {m.group('path')} defines no {m.group('test')}"
+    return None
+
+
+def test_every_skipped_block_names_the_test_that_runs_it() -> None:
+    """Each docs-test skip marker gives a reason and names an existing test that runs the
+    block; every marker-like line parses (a typo would let a block escape both tests)."""
+    skipped = [b for b in ALL_BLOCKS if _skipped(b)]
+    assert skipped, "no skip marker found: the parser or the pattern is broken"
+    problems = [p for b in skipped if (p := _skip_problem(b)) is not None]
+    for page in PAGES:
+        for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            marker_like = line.strip().startswith("<!--") and "docs-test" in line
+            if marker_like and not MARKER.match(line.strip()):
+                problems.append(f"{page.name}:{n}: unreadable docs-test marker {line!r}")
+    assert not problems, "\n".join(problems)
 
 
 def test_the_docs_have_runnable_examples() -> None:
@@ -300,22 +347,33 @@ def test_readme_ten_lines_run_with_its_flag_file(tmp_path: Path) -> None:
 
 
 def test_the_conventions_of_the_docs_test(tmp_path: Path) -> None:
-    """A skip marker needs a reason; `$ echo $?` sets the previous command's expected status;
-    `...` in expected output stands for any text."""
+    """A skip marker needs a reason and an existing covering test; `$ echo $?` sets the previous
+    command's expected status; `...` in expected output stands for any text."""
     page = tmp_path / "page.md"
+    here = "tests/test_docs.py::test_the_conventions_of_the_docs_test"
     page.write_text(
         "<!-- docs-test: skip () -->\n```python\nraise SystemExit(1)\n```\n\n"
         "<!-- docs-test: skip (needs redis) -->\n\n```python\nraise SystemExit(1)\n```\n\n"
+        f"<!-- docs-test: skip (needs redis; covered by {here}) -->\n```python\n```\n\n"
+        "<!-- docs-test: skip (x; covered by tests/test_docs.py::test_nothing) -->\n"
+        "```python\n```\n"
+        "<!-- docs-test: skip (x; covered by tests/nowhere.py::test_x) -->\n```python\n```\n"
         "  ```console\n  $ rampup check broken.toml\n  rampup: 4 problems ...\n"
         "  $ echo $?\n  1\n  $ rampup check flags.toml\n  ```\n"
     )
     blocks = _blocks(page)
-    assert [b.marker for b in blocks] == [("skip", ""), ("skip", "needs redis"), None]
-    with pytest.raises(AssertionError, match="needs a \\(reason\\)"):
-        test_docs_example(blocks[0], tmp_path)
-    with pytest.raises(pytest.skip.Exception, match="needs redis"):
-        test_docs_example(blocks[1], tmp_path)
-    assert _commands(blocks[2].text) == [
+    assert [b.marker for b in blocks][:3] == [
+        ("skip", ""),
+        ("skip", "needs redis"),
+        ("skip", f"needs redis; covered by {here}"),
+    ]
+    assert blocks[5].marker is None
+    assert "naming the test that runs this block" in (_skip_problem(blocks[0]) or "")
+    assert "naming the test that runs this block" in (_skip_problem(blocks[1]) or "")
+    assert _skip_problem(blocks[2]) is None
+    assert "defines no test_nothing" in (_skip_problem(blocks[3]) or "")
+    assert "tests/nowhere.py does not exist" in (_skip_problem(blocks[4]) or "")
+    assert _commands(blocks[5].text) == [
         ("rampup check broken.toml", ["rampup: 4 problems ..."], 1),
         ("rampup check flags.toml", [], 0),
     ]

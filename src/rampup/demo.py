@@ -24,8 +24,11 @@ from string import Template
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
+from ._demo_outcomes import ENVIRON_KEY as OUTCOMES_KEY
+from ._demo_outcomes import SIMULATED_REQUESTS, DemoOutcomes, outcomes_html, simulated_view
 from .bucketing import bucket
 from .model import Decision, Flag, Reason, Rule, Subject
+from .outcomes import OutcomeBook, OutcomeRecorder, report
 from .overrides import explain_override
 from .types import StartResponse
 from .wsgi import RampupMiddleware
@@ -379,6 +382,8 @@ def _page(environ: Mapping[str, Any], flags: Any, flag_file: str) -> bytes:
         curl=html.escape(curl),
         count=len(decisions),
         flags=cards,
+        outcomes=outcomes_html(environ.get(OUTCOMES_KEY)),
+        simulate_count=SIMULATED_REQUESTS,
     )
     return page.encode()
 
@@ -404,10 +409,24 @@ def _see_other(start_response: StartResponse, location: str, *cookies: str) -> l
 
 def demo_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """The inner WSGI app: ``/`` (HTML), ``/api/flags`` (JSON), ``/checkout`` (guarded), and
-    the page's two forms, ``POST /identity`` and ``POST /override``."""
+    the page's two forms, ``POST /identity`` and ``POST /override``; with a
+    :class:`DemoOutcomes` in the environ (``make_app`` puts it there), ``/api/outcomes`` (JSON)
+    and ``POST /simulate`` too."""
     flags = environ["rampup.flags"]
     path = environ.get("PATH_INFO", "/")
     method = environ.get("REQUEST_METHOD", "GET")
+    outcomes = environ.get(OUTCOMES_KEY)
+    if path == "/simulated":
+        simulated = simulated_view(environ, start_response)
+        if simulated is not None:
+            return simulated
+    if outcomes is not None and path == "/api/outcomes":
+        data = {"simulated": outcomes.simulated, "outcomes": report(outcomes.book)}
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(data, indent=2).encode() + b"\n"]
+    if outcomes is not None and path == "/simulate" and method == "POST":
+        outcomes.simulate(environ[_MIDDLEWARE_KEY])
+        return _see_other(start_response, "/#outcomes")
     if path == "/api/flags":
         data = {
             "subject": flags.subject.key,
@@ -451,10 +470,28 @@ def demo_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable
     return [b"not found\n"]
 
 
-def make_app(flags: Any = None, **options: Any) -> RampupMiddleware:
+_MIDDLEWARE_KEY = "rampup_demo.middleware"
+
+
+def make_app(
+    flags: Any = None, book: OutcomeBook | None = None, **options: Any
+) -> RampupMiddleware:
     """The demo app wrapped in the rampup middleware (debug mode: unsigned overrides honoured;
-    the ``?rampup_override=`` link sets the override cookie)."""
+    the ``?rampup_override=`` link sets the override cookie).
+
+    The page shows the outcomes of ``book`` (default: a new book of this app's own, so the
+    numbers are this demo's requests and nothing else in the process)."""
+    outcomes = DemoOutcomes(book if book is not None else OutcomeBook())
     options.setdefault("user", demo_user)
     options.setdefault("debug", True)
     options.setdefault("override_query_param", OVERRIDE_PARAM)
-    return RampupMiddleware(demo_app, flags=flags or demo_flags_path(), **options)
+    options["listeners"] = [*options.get("listeners", ()), OutcomeRecorder(outcomes.book)]
+    middleware: RampupMiddleware | None = None
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        environ[OUTCOMES_KEY] = outcomes
+        environ[_MIDDLEWARE_KEY] = middleware  # the simulation sends its requests through it
+        return demo_app(environ, start_response)
+
+    middleware = RampupMiddleware(app, flags=flags or demo_flags_path(), **options)
+    return middleware

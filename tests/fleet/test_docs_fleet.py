@@ -1,4 +1,4 @@
-"""docs/fleet.md's examples that need Redis (skipped by the docs test) run here against the
+"""docs/fleet.md's examples that need Redis (the docs test leaves them out) run here against the
 test's redis-server: each python block in a fresh interpreter, each `$ rampup` line as a
 subprocess, in document order, in a directory holding examples/flags.toml as flags.toml."""
 
@@ -17,17 +17,17 @@ DOC = ROOT / "docs" / "fleet.md"
 HOSTS = ("redis://redis.internal:6379/0", "redis://redis:6379/0")
 
 
+#: the docs test skips a block whose marker names this test as the one that runs it
+MARKER = (
+    r"<!-- docs-test: skip \([^);]*; covered by "
+    r"tests/fleet/test_docs_fleet\.py::test_the_fleet_page_examples_run_against_a_real_redis\) -->"
+)
+
+
 def blocks() -> list[tuple[str, str]]:
-    """(language, code) of every skipped-for-redis python and console block, in order."""
-    text = DOC.read_text()
-    found = re.findall(
-        r"<!-- docs-test: skip \(needs redis\) -->\n```(python|console)\n(.*?)```", text, re.S
-    )
-    # TLS needs a certificate the reader has (test_one_line covers rediss://); the benchmark
-    # is run by hand
-    return [
-        (lang, code) for lang, code in found if "rediss://" not in code and "bench/" not in code
-    ]
+    """(language, code) of every python and console block whose skip marker names this test, in
+    order (the TLS example names tests/fleet/test_one_line.py, which has a certificate)."""
+    return re.findall(MARKER + r"\n```(python|console)\n(.*?)```", DOC.read_text(), re.S)
 
 
 def test_the_fleet_page_examples_run_against_a_real_redis(redis_url: str, tmp_path: Path) -> None:
