@@ -191,7 +191,7 @@ class _Loader:
                 )
             elif self.expect(["flags"], raw_flags, Mapping, "a table of flags"):
                 known = raw_segments if isinstance(raw_segments, Mapping) else {}
-                seen = _Seen(self.previous, known)
+                seen = _Seen(self.previous, known, raw_flags)
                 for key, raw in raw_flags.items():
                     fingerprint = repr(raw)
                     flag = seen.flag(str(key), fingerprint) or self.flag(str(key), raw, known)
@@ -485,18 +485,25 @@ class _Loader:
 
 class _Seen:
     """The flags a reload need not validate again: those whose raw definition is the same as in
-    the previous load (and was valid there), when the segment names they may use are too.
+    the previous load (and was valid there), when the names of the segments and flags they
+    may refer to are the same too.
 
     A flag's fingerprint is ``repr`` of its raw table: unlike ``==`` (or sorted JSON) it tells
     ``1`` from ``1.0`` and ``true``, and keeps the order of variants, which split tables
     follow. Its size is bounded by the document's (YAML aliases are capped by ``_files``).
-    The key ``""`` (never a flag key) holds the fingerprint of the segment names.
+    The key ``""`` (never a flag key) holds the fingerprint of the segment and flag names.
     """
 
     __slots__ = ("old", "previous", "prints")
 
-    def __init__(self, previous: Snapshot | None, raw_segments: Mapping[Any, Any]) -> None:
-        context = repr(sorted(repr(name) for name in raw_segments))
+    def __init__(
+        self,
+        previous: Snapshot | None,
+        raw_segments: Mapping[Any, Any],
+        raw_flags: Mapping[Any, Any],
+    ) -> None:
+        names = sorted(repr(name) for name in raw_segments)
+        context = repr((names, sorted(repr(key) for key in raw_flags)))
         #: flag key -> fingerprint of its raw table, for the flags of this load
         self.prints: dict[str, str] = {"": context}
         self.previous = previous
