@@ -109,9 +109,23 @@ class Fleet:
             "PYTHONPATH": str(HERE.parent / "src"),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--preload", "-w", str(WORKERS)]
-            + ["-b", f"127.0.0.1:{self.port}", "--chdir", str(HERE), "--timeout", "120"]
-            + ["--log-level", "warning", "reload_app:app"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--preload",
+                "-w",
+                str(WORKERS),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--chdir",
+                str(HERE),
+                "--timeout",
+                "120",
+                "--log-level",
+                "warning",
+                "reload_app:app",
+            ],
             env=env,
         )
 

@@ -23,7 +23,10 @@ if os.environ.get("RELOAD_FULL") == "1":
     from rampup import http_source, sources
 
     def _full(load: Any) -> Any:
-        return lambda *args, previous=None: load(*args)
+        def without_previous(*args: Any, previous: Any = None) -> Any:
+            return load(*args)
+
+        return without_previous
 
     sources.load_bytes = _full(config.load_bytes)
     try:
@@ -34,8 +37,8 @@ if os.environ.get("RELOAD_FULL") == "1":
         pass
     http_source.load = _full(config.load)
 
-from rampup.sources import as_source  # noqa: E402
-from rampup.wsgi import RampupMiddleware  # noqa: E402
+from rampup.sources import as_source
+from rampup.wsgi import RampupMiddleware
 
 FLAGS = os.environ["RELOAD_FLAGS"]
 PROBE = os.environ["RELOAD_PROBE"]
