@@ -7,10 +7,11 @@
    median of ``--runs``. Parsing is shown apart: incremental reloads skip validation and
    compilation of unchanged flags, not parsing.
 2. End to end: ``gunicorn --preload -w 4`` serving ``bench/reload_app.py`` over a FileSource
-   (the file replaced by a rename; ``settle=0``, interval 0.5 s) and over the Redis store (a
-   real ``redis-server`` on 127.0.0.1, ``rampup.store.Store.set_killed``): time from the
-   change until all 4 workers serve the kill, per ``--kills`` kills (kill and unkill in
-   turn), with the full-reload baseline (``RELOAD_FULL=1``) in the same run.
+   (TOML and JSON, the file replaced by a rename; ``settle=0``, interval 0.5 s) and over the
+   Redis store (a real ``redis-server`` on 127.0.0.1, ``rampup.store.Store.set_killed``,
+   whose time counts): time from the change until all 4 workers serve the kill, per
+   ``--kills`` kills (kill and unkill in turn), with the full-reload baseline
+   (``RELOAD_FULL=1``) in the same run.
 
 Goal: a one-flag change reaches every worker in under 1 s, for the file and the store alike.
 
@@ -184,11 +185,17 @@ def end_to_end(
     """Seconds from each change until all workers serve it (None-free: misses are dropped)."""
     from rampup.store import Store
 
-    path = Path(tmp) / "flags.toml"
+    path = Path(tmp) / ("flags.json" if kind == "JSON file" else "flags.toml")
     doc = copy.deepcopy(data)
     store = Store(url, "reload")
-    if kind == "file":
-        path.write_text(h.to_toml(doc))
+
+    def text() -> str:
+        if kind == "JSON file":
+            return json.dumps(doc, indent=1, default=lambda d: d.isoformat())
+        return h.to_toml(doc)
+
+    if kind != "store":
+        path.write_text(text())
         flags = str(path)
     else:
         store.push(doc, reason="bench_reload")
@@ -202,10 +209,10 @@ def end_to_end(
         for i in range(kills):
             state = 1 - i % 2
             t0 = time.monotonic()
-            if kind == "file":
+            if kind != "store":
                 doc["flags"][probe]["killed"] = bool(state)
                 tmp_path = path.with_suffix(".tmp")
-                tmp_path.write_text(h.to_toml(doc))
+                tmp_path.write_text(text())
                 t0 = time.monotonic()
                 os.replace(tmp_path, path)
             else:
@@ -252,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| source | reload | median s | max s | changes | goal < {GOAL_S:g} s |")
     print("|---|---|---:|---:|---:|---|")
     with RedisServer() as server, tempfile.TemporaryDirectory(prefix="rampup-reload-") as tmp:
-        for kind in ("file", "store"):
+        for kind in ("TOML file", "JSON file", "store"):
             for full in (True, False):
                 secs = end_to_end(kind, full, kills, data, probe, tmp, server.url)
                 label = "full (before)" if full else "incremental"
