@@ -5,6 +5,7 @@ recompile the flags of a changed segment."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 import rampup
 from rampup import Snapshot, Subject
+from rampup.sources import FileSource
 
 FLAGS = [f"f{i}" for i in range(5)]
 SEGMENTS = ["qa", "staff", "beta"]
@@ -194,3 +196,17 @@ def test_an_invalid_edit_still_fails_with_previous() -> None:
     del no_staff["segments"]["staff"]
     with pytest.raises(rampup.ConfigError, match="staff"):
         rampup.load(no_staff, previous=old)
+
+
+def test_a_file_source_reload_recompiles_only_the_edited_flag(tmp_path: Path) -> None:
+    """FileSource.reload() after a one-flag edit keeps the compiled form of the other flags."""
+    path = tmp_path / "flags.toml"
+    body = '[flags.banner]\ndefault = "on"\n\n[flags.checkout]\ndefault = "off"\n'
+    path.write_text(body)
+    source = FileSource(path, watch=False)
+    old = source.snapshot
+    path.write_text(body + "killed = true\n")
+    assert source.reload() is True
+    assert source.snapshot.flags["checkout"].killed
+    assert source.snapshot.reused("banner", old)
+    assert not source.snapshot.reused("checkout", old)

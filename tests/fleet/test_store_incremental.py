@@ -53,3 +53,25 @@ def test_an_update_that_removes_a_used_segment_is_refused(redis_url: str) -> Non
         assert "dark-mode" in killed.killed()
     finally:
         store.close()
+
+
+def test_a_redis_source_reload_recompiles_only_the_killed_flag(redis_url: str) -> None:
+    """After a one-flag kill in the store, the RedisSource's new snapshot serves the kill and
+    keeps the compiled form of every other flag."""
+    from rampup.redis_source import RedisSource
+
+    store = Store(redis_url, "shop")
+    source = RedisSource(redis_url, "shop", watch=False)
+    try:
+        store.push(doc())
+        assert source.check() is True
+        old = source.snapshot
+        store.kill("new-checkout", reason="test")
+        assert source.check() is True
+        new = source.snapshot
+        assert new.flags["new-checkout"].killed
+        assert not new.reused("new-checkout", old)
+        assert new.reused("dark-mode", old)
+    finally:
+        source.close()
+        store.close()
