@@ -75,3 +75,19 @@ def test_a_redis_source_reload_recompiles_only_the_killed_flag(redis_url: str) -
     finally:
         source.close()
         store.close()
+
+
+def test_an_update_that_adds_an_invalid_flag_is_refused(redis_url: str) -> None:
+    """A flag added by an update is validated (the document is checked whole)."""
+    store = Store(redis_url, "shop")
+    try:
+        store.push(doc())
+
+        def add(data: dict[str, Any]) -> dict[str, Any]:
+            data["flags"]["fresh"] = {"default": "maybe"}
+            return data
+
+        with pytest.raises(rampup.ConfigError, match="fresh"):
+            store.update(add, reason="test")
+    finally:
+        store.close()
