@@ -64,6 +64,7 @@ def flag_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def source(flag_path: Path) -> Iterator[FileSource]:
     s = FileSource(flag_path, interval=INTERVAL, settle=SETTLE)
+    s.snapshot  # noqa: B018 - the first read starts the watcher, as a first request does
     yield s
     s.close()
 
@@ -141,6 +142,7 @@ def test_request_in_flight_keeps_its_snapshot(flag_path: Path, source: FileSourc
 def test_close_stops_the_watcher(flag_path: Path) -> None:
     """close() ends the watcher thread; later edits are ignored until reload()."""
     source = FileSource(flag_path, interval=INTERVAL, settle=SETTLE)
+    source.snapshot  # noqa: B018 - starts the watcher
     thread = source._thread
     assert thread is not None
     source.close()
@@ -227,6 +229,7 @@ def test_watcher_is_a_daemon_and_ends_with_its_source(flag_path: Path) -> None:
     """The watcher never keeps a process alive, nor its source: it ends once the source is
     garbage collected."""
     source = FileSource(flag_path, interval=INTERVAL, settle=SETTLE)
+    source.snapshot  # noqa: B018 - starts the watcher
     thread = source._thread
     assert thread is not None
     assert thread.daemon

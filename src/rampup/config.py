@@ -45,7 +45,9 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 VARIANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> Snapshot:
+def load(
+    source: str | os.PathLike[str] | Mapping[str, Any], previous: Snapshot | None = None
+) -> Snapshot:
     """Load, validate and compile flags from a file path or an in-memory mapping.
 
     Files are TOML, JSON or YAML (``rampup[yaml]``), chosen by extension. Raises
@@ -54,9 +56,12 @@ def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> Snapshot:
     :data:`rampup._files.MAX_BYTES`): YAML aliases may add at most
     ``MAX_YAML_EXPANSION`` values, messages show values cut short without building them whole,
     and problems are located in one pass over the text.
+
+    ``previous``: the snapshot this load replaces (a reload). Flags whose definition did not
+    change are neither validated nor compiled again (see :meth:`Snapshot.build`).
     """
     if isinstance(source, Mapping):
-        return _guarded("<mapping>", lambda: _Loader("<mapping>", "").build(source))
+        return _guarded("<mapping>", lambda: _Loader("<mapping>", "", previous).build(source))
     name = os.fspath(source)
 
     def from_file() -> Snapshot:
@@ -64,22 +69,22 @@ def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> Snapshot:
         if problem is not None:
             raise ConfigError([problem])
         assert raw is not None
-        return _build(raw, name)
+        return _build(raw, name, previous)
 
     return _guarded(name, from_file)
 
 
-def load_bytes(raw: bytes, name: str) -> Snapshot:
+def load_bytes(raw: bytes, name: str, previous: Snapshot | None = None) -> Snapshot:
     """Load flags from the bytes of a flag file called ``name`` (its suffix picks the format),
     as :func:`load` does: what a watcher read and checked is exactly what gets parsed."""
-    return _guarded(name, lambda: _build(raw, name))
+    return _guarded(name, lambda: _build(raw, name, previous))
 
 
-def _build(raw: bytes, name: str) -> Snapshot:
+def _build(raw: bytes, name: str, previous: Snapshot | None = None) -> Snapshot:
     data, text, problem = _files.decode(raw, name)
     if problem is not None:
         raise ConfigError([problem])
-    return _Loader(name, text).build(data)
+    return _Loader(name, text, previous).build(data)
 
 
 def _guarded(name: str, build: Callable[[], Snapshot]) -> Snapshot:
@@ -117,8 +122,9 @@ def parse_weights(raw: Any) -> tuple[tuple[tuple[str, int], ...], str | None]:
 
 
 class _Loader:
-    def __init__(self, file: str, text: str) -> None:
+    def __init__(self, file: str, text: str, previous: Snapshot | None = None) -> None:
         self.file = file
+        self.previous = previous
         self.text = text
         self.locator = _files.Locator(text)  # indexes the text at the first problem only
         self.problems: list[Problem] = []
@@ -158,6 +164,7 @@ class _Loader:
     def build(self, data: Any) -> Snapshot:
         flags: dict[str, Flag] = {}
         segments: dict[str, Segment] = {}
+        prints: dict[str, str] = {}
         if not isinstance(data, Mapping):
             self.problem(
                 [], f"expects a table with [flags] and [segments], got {type(data).__name__}"
@@ -183,15 +190,18 @@ class _Loader:
                     ["flags"], "missing", "add a [flags] table (it may be empty: flags = {})"
                 )
             elif self.expect(["flags"], raw_flags, Mapping, "a table of flags"):
+                known = raw_segments if isinstance(raw_segments, Mapping) else {}
+                seen = _Seen(self.previous, known, raw_flags)
                 for key, raw in raw_flags.items():
-                    flag = self.flag(
-                        str(key), raw, raw_segments if isinstance(raw_segments, Mapping) else {}
-                    )
+                    fingerprint = repr(raw)
+                    flag = seen.flag(str(key), fingerprint) or self.flag(str(key), raw, known)
                     if flag is not None:
                         flags[flag.key] = flag
+                        seen.prints[flag.key] = fingerprint
+                prints = seen.prints
         if self.problems:
             raise ConfigError(self.problems)
-        return Snapshot.build(flags, segments, self.file)
+        return Snapshot.build(flags, segments, self.file, self.previous, fingerprints=prints)
 
     def segment(self, name: str, raw: Any) -> Segment | None:
         path: list[str | int] = ["segments", name]
@@ -471,6 +481,40 @@ class _Loader:
             return datetime.combine(value, time(0), timezone.utc)
         self.problem(path, f"expects a date or date-time, got {_short(raw)}")
         return None
+
+
+class _Seen:
+    """The flags a reload need not validate again: those whose raw definition is the same as in
+    the previous load (and was valid there), when the names of the segments and flags they
+    may refer to are the same too.
+
+    A flag's fingerprint is ``repr`` of its raw table: unlike ``==`` (or sorted JSON) it tells
+    ``1`` from ``1.0`` and ``true``, and keeps the order of variants, which split tables
+    follow. Its size is bounded by the document's (YAML aliases are capped by ``_files``).
+    The key ``""`` (never a flag key) holds the fingerprint of the segment and flag names.
+    """
+
+    __slots__ = ("old", "previous", "prints")
+
+    def __init__(
+        self,
+        previous: Snapshot | None,
+        raw_segments: Mapping[Any, Any],
+        raw_flags: Mapping[Any, Any],
+    ) -> None:
+        names = sorted(repr(name) for name in raw_segments)
+        context = repr((names, sorted(repr(key) for key in raw_flags)))
+        #: flag key -> fingerprint of its raw table, for the flags of this load
+        self.prints: dict[str, str] = {"": context}
+        self.previous = previous
+        old = previous._fingerprints if previous is not None else {}
+        self.old = old if old.get("") == context else {}
+
+    def flag(self, key: str, fingerprint: str) -> Flag | None:
+        """The previous load's Flag for ``key`` if its raw table is unchanged, else None."""
+        if self.previous is None or self.old.get(key) != fingerprint:
+            return None
+        return self.previous.flags.get(key)
 
 
 def _close(word: Any, candidates: list[str]) -> list[str]:

@@ -190,19 +190,38 @@ class Snapshot:
     # A plain dict, never changed after build(): every flag read looks it up, and a read-only
     # proxy's get costs a third more than a dict's.
     _compiled: Mapping[str, _CompiledFlag] = field(default_factory=dict, repr=False, compare=False)
+    # The loader's fingerprint of each flag's raw definition (see config.py), so that the next
+    # load of the same source skips validating the flags whose text did not change.
+    _fingerprints: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(
-        cls, flags: Mapping[str, Flag], segments: Mapping[str, Segment], origin: str = "<mapping>"
+        cls,
+        flags: Mapping[str, Flag],
+        segments: Mapping[str, Segment],
+        origin: str = "<mapping>",
+        previous: Snapshot | None = None,
+        *,
+        fingerprints: Mapping[str, str] | None = None,
     ) -> Snapshot:
-        """Compile validated model objects (use :func:`rampup.load` for raw data)."""
+        """Compile validated model objects (use :func:`rampup.load` for raw data).
+
+        With ``previous`` (the snapshot this one replaces), a flag whose definition is the same
+        and whose segments are all the same keeps ``previous``'s compiled form, Decisions
+        included: a reload costs what changed, not the whole document. A changed segment
+        recompiles every flag that uses it. ``fingerprints`` is for the loader.
+        """
         seg_preds = {name: compile_segment(seg) for name, seg in segments.items()}
-        compiled = {key: _CompiledFlag(flag, seg_preds) for key, flag in flags.items()}
+        if previous is None:
+            compiled = {key: _CompiledFlag(flag, seg_preds) for key, flag in flags.items()}
+        else:
+            compiled = _recompile(flags, segments, seg_preds, previous)
         return cls(
             MappingProxyType(dict(flags)),
             MappingProxyType(dict(segments)),
             origin,
             _compiled=compiled,
+            _fingerprints=fingerprints if fingerprints is not None else {},
         )
 
     @classmethod
@@ -210,6 +229,13 @@ class Snapshot:
         """A snapshot with no flags because none can be served (``why``, e.g. "the flag file
         is invalid"): every read gives the caller's default with reason ERROR."""
         return cls(MappingProxyType({}), MappingProxyType({}), origin, unavailable=why)
+
+    def reused(self, key: str, previous: Snapshot) -> bool:
+        """True if flag ``key`` was not recompiled: this snapshot serves ``previous``'s
+        compiled flag (the same Decision objects), as :meth:`build` does for an unchanged
+        flag. For tests and benchmarks of incremental reloads."""
+        mine = self._compiled.get(key)
+        return mine is not None and mine is previous._compiled.get(key)
 
     def evaluate(
         self,
@@ -286,6 +312,42 @@ class Snapshot:
 
     def __len__(self) -> int:
         return len(self.flags)
+
+
+def _recompile(
+    flags: Mapping[str, Flag],
+    segments: Mapping[str, Segment],
+    seg_preds: Mapping[str, Predicate],
+    previous: Snapshot,
+) -> dict[str, _CompiledFlag]:
+    """Compile ``flags``, reusing ``previous``'s compiled flag where nothing it depends on
+    changed (its definition, and every segment its rules reference)."""
+    old_segments = previous.segments
+    # a removed segment counts as changed: a flag still using it fails to compile, as before
+    changed = {
+        name for name in {*segments, *old_segments} if old_segments.get(name) != segments.get(name)
+    }
+    old_flags, old_compiled = previous.flags, previous._compiled
+    out: dict[str, _CompiledFlag] = {}
+    for key, flag in flags.items():
+        old = old_flags.get(key)
+        kept = old_compiled.get(key)
+        if (
+            kept is not None
+            and old is not None
+            and (old is flag or _same_flag(old, flag))
+            and not (changed and any(name in changed for r in flag.rules for name in r.segments))
+        ):
+            out[key] = kept
+        else:
+            out[key] = _CompiledFlag(flag, seg_preds)
+    return out
+
+
+def _same_flag(old: Flag, new: Flag) -> bool:
+    """Equal, and serving the same values: dataclass equality holds for 1, 1.0 and True alike,
+    but a variant serving True must not keep a compiled Decision serving 1."""
+    return old == new and repr(old.variants) == repr(new.variants)
 
 
 _unknown_logged: set[str] = set()

@@ -87,7 +87,7 @@ class SnapshotActions:
             snap: Snapshot = self.source.snapshot
             flags = dict(snap.flags)
             flags[key] = change(flags[key])
-            self.source.snapshot = Snapshot.build(flags, snap.segments, snap.origin)
+            self.source.snapshot = Snapshot.build(flags, snap.segments, snap.origin, snap)
 
 
 Callback = Callable[[Status], object]

@@ -103,7 +103,7 @@ class HttpSource:
                 etag = response.headers.get("ETag")
             if len(body) > self.max_bytes:
                 raise ValueError(f"the document is larger than {self.max_bytes} bytes")
-            snapshot = load(self._parse(body))
+            snapshot = load(self._parse(body), previous=self._snapshot)
         except urllib.error.HTTPError as exc:
             if exc.code == 304:  # not modified: what we serve is current
                 self._ok()

@@ -208,7 +208,9 @@ class RedisSource:
 
     # -- documents ---------------------------------------------------------------------------
     def _compile(self, doc: Document, origin: str | None = None) -> Snapshot:
-        snapshot = load(doc.data)
+        # previous: only what changed is validated and compiled again (a one-flag kill in a
+        # 10,000-flag document costs one flag, not the document)
+        snapshot = load(doc.data, previous=self._snapshot)
         where = origin or f"redis:{self.namespace}@v{doc.version}"
         return dataclasses.replace(snapshot, origin=where)
 

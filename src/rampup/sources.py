@@ -83,12 +83,20 @@ class FileSource:
     file in the same directory, then rename it over the flag file), as ``rampup`` itself does.
 
     An invalid edit is logged once and the last good snapshot keeps serving. A reload that
-    drops flags logs a warning naming them. The thread is restarted in forked children
-    (gunicorn ``--preload``, uWSGI), where threads do not survive ``fork()``.
+    drops flags logs a warning naming them. A reload validates and compiles only the flags
+    whose definition changed (see :func:`rampup.load`'s ``previous``).
+
+    The watcher thread starts at the first read of ``snapshot`` (or :meth:`start`), so a
+    process that never serves a request, such as a gunicorn ``--preload`` master, runs none.
+    A watcher that was running is restarted in forked children (threads do not survive
+    ``fork()``).
 
     The first load happens in ``__init__`` and raises :class:`~rampup.ConfigError` if the file
     is invalid: a bad file must fail the deploy, not the first request.
     """
+
+    #: ``as_source`` must not read ``snapshot`` at set-up: the first read starts the watcher
+    starts_on_first_read = True
 
     def __init__(
         self,
@@ -112,9 +120,9 @@ class FileSource:
         try:
             raw, sig = self._read(report=False)
             if raw is None:  # missing, unreadable, or changing under us: load() says which
-                self.snapshot: Snapshot = load(self.path)
+                self._snapshot: Snapshot = load(self.path)
             else:
-                self.snapshot = load_bytes(raw, str(self.path))
+                self._snapshot = load_bytes(raw, str(self.path))
                 self._sig, self._hash = sig, _digest(raw)
         except ConfigError as exc:
             if strict:
@@ -127,7 +135,7 @@ class FileSource:
                 self.path,
                 exc,
             )
-            self.snapshot = Snapshot.serving_nothing(
+            self._snapshot = Snapshot.serving_nothing(
                 f"the flag file {self.path} is invalid", f"<{self.path}: invalid>"
             )
             self.last_error = exc
@@ -135,12 +143,30 @@ class FileSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # serializes reloads, never taken on the request path
-        if watch:
-            self.start()
-            _watched.add(self)
+        self._start_lock = threading.Lock()
+        #: the watcher starts at the first snapshot read (a pre-fork master reads none)
+        self._pending = watch
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The current snapshot; the first read starts the watcher (when ``watch``)."""
+        if self._pending:
+            self._first_read()
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, value: Snapshot) -> None:
+        self._snapshot = value
+
+    def _first_read(self) -> None:
+        with self._start_lock:  # two threads' first requests start one watcher
+            if self._pending:
+                self.start()
 
     def start(self) -> None:
         """Start (or restart, e.g. after fork) the watcher thread."""
+        self._pending = False
+        _watched.add(self)
         self._stop = threading.Event()
         ref = weakref.ref(self)
         t = threading.Thread(
@@ -154,6 +180,7 @@ class FileSource:
 
     def close(self) -> None:
         """Stop watching the file."""
+        self._pending = False
         self._stop.set()
         _watched.discard(self)
 
@@ -237,7 +264,7 @@ class FileSource:
         # Remembered even when invalid: the same bad bytes are not parsed (and logged) again.
         self._sig, self._hash = sig, digest
         try:
-            snapshot = load_bytes(raw, str(self.path))
+            snapshot = load_bytes(raw, str(self.path), previous=self._snapshot)
         except ConfigError as exc:
             self._invalid(exc)
             return False
@@ -246,7 +273,7 @@ class FileSource:
                 "rampup: reloading %s failed; still serving the last good flags", self.path
             )
             return False
-        dropped = sorted(set(self.snapshot.flags) - set(snapshot.flags))
+        dropped = sorted(set(self._snapshot.flags) - set(snapshot.flags))
         if dropped:
             log.warning(
                 "rampup: reloading %s drops %d flag(s) that requests may still read (they will "
@@ -256,14 +283,14 @@ class FileSource:
                 ", ".join(dropped[:_NAMED]),
                 f" and {len(dropped) - _NAMED} more" if len(dropped) > _NAMED else "",
             )
-        self.snapshot = snapshot
+        self._snapshot = snapshot
         self.last_error = None
         self.reloads += 1
         log.info("rampup: reloaded %s (%d flags)", self.path, len(snapshot))
         return True
 
     def __repr__(self) -> str:
-        return f"FileSource({str(self.path)!r}, {len(self.snapshot)} flags)"
+        return f"FileSource({str(self.path)!r}, {len(self._snapshot)} flags)"
 
 
 def _watch(ref: weakref.ref[FileSource], stop: threading.Event, interval: float) -> None:
@@ -284,6 +311,7 @@ _watched: weakref.WeakSet[FileSource] = weakref.WeakSet()
 def _restart_after_fork() -> None:
     for source in list(_watched):
         source._lock = threading.Lock()
+        source._start_lock = threading.Lock()
         source.start()
 
 

@@ -89,6 +89,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _changed_part(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``new`` with only the flags that differ from ``old`` (both parsed canonical JSON), or
+    None when more than flags changed (segments, flags added or removed): validate it whole.
+    Validating a flag needs only itself and the segment names, so the part is valid iff the
+    whole is, given a valid ``old``."""
+    new_flags, old_flags = new.get("flags"), old.get("flags")
+    if not isinstance(new_flags, Mapping) or not isinstance(old_flags, Mapping):
+        return None
+    rest = {k: v for k, v in new.items() if k != "flags"}
+    if repr(rest) != repr({k: v for k, v in old.items() if k != "flags"}):
+        return None
+    if new_flags.keys() != old_flags.keys():
+        return None
+    changed = {k: v for k, v in new_flags.items() if repr(v) != repr(old_flags[k])}
+    return {**rest, "flags": changed}
+
+
 def canonical(data: Mapping[str, Any]) -> str:
     """The canonical JSON of a flag document: sorted keys, no spaces, dates as ISO strings.
 
@@ -253,10 +270,25 @@ class Store:
         :class:`~rampup.ConfigError` if ``data`` is invalid. ``publish=False`` skips the
         change message (processes still see the write at their next poll).
         """
+        return self._write(data, reason=reason, by=by, expect=expect, publish=publish)
+
+    def _write(
+        self,
+        data: Mapping[str, Any],
+        *,
+        reason: str,
+        by: str | None,
+        expect: int | None,
+        publish: bool = True,
+        live: Mapping[str, Any] | None = None,
+    ) -> Document:
         text = canonical(data)
         # the runtime's loader, on what processes will read: the store never holds a
-        # document a process would reject
-        load(json.loads(text))
+        # document a process would reject (an update of ``live``, validated when it was
+        # written, validates what it changes: a one-flag kill costs one flag)
+        parsed = json.loads(text)
+        part = None if live is None else _changed_part(parsed, live)
+        load(parsed if part is None else part)
         sha = sha_of(text)
         now = time.time()
         author = by or default_author()
@@ -286,7 +318,7 @@ class Store:
                 last_by,
                 last_reason,
             )
-        return Document(int(result[1]), sha, json.loads(text), now, author, reason)
+        return Document(int(result[1]), sha, parsed, now, author, reason)
 
     def update(
         self,
@@ -309,7 +341,7 @@ class Store:
                 )
             data = change(json.loads(json.dumps(live.data)))  # a deep copy to edit
             try:
-                return self.push(data, reason=reason, by=by, expect=live.version)
+                return self._write(data, reason=reason, by=by, expect=live.version, live=live.data)
             except StoreConflict:
                 continue
         raise StoreError(f"gave up after {retries} conflicting writes; retry")

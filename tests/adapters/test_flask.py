@@ -830,13 +830,16 @@ def test_the_reloaders_serving_child_watches_at_once(
     flag_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The control: in the process that serves (WERKZEUG_RUN_MAIN=true) the file is watched
-    from Rampup(app) on."""
+    by exactly one watcher, started at the first request (a FileSource starts its watcher at
+    its first read)."""
     monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
     monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
     flag_file = _unique_copy(flag_file)
     app = Flask(__name__)
     Rampup(app, flags=flag_file, watch=True)
+    app.add_url_rule("/", "index", lambda: "ok")
     try:
+        assert app.test_client().get("/").text == "ok"
         assert len(_watchers(flag_file)) == 1
     finally:
         app.extensions["rampup"].source.close()

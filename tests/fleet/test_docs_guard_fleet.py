@@ -23,7 +23,8 @@ def test_the_guard_page_redis_examples_run(redis_url: str, tmp_path: Path) -> No
     store.push({"flags": {"new-checkout": {"rules": [{"rollout": {"stages": [1, 5, 100]}}]}}})
     store.close()
     found = re.findall(
-        r"<!-- docs-test: skip \(needs redis\) -->\n```(python|console)\n(.*?)```",
+        r"<!-- docs-test: skip \(needs redis; covered by tests/fleet/test_docs_guard_fleet.py::"
+        r"test_the_guard_page_redis_examples_run\) -->\n```(python|console)\n(.*?)```",
         DOC.read_text(),
         re.S,
     )
