@@ -20,6 +20,7 @@ import pytest
 
 from rampup.demo import make_app
 from rampup.wsgi import RampupMiddleware
+from timeless import timeless_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,11 +116,13 @@ def test_demo_serves_flags_for_staff_and_anonymous(demo_url: str) -> None:
     assert "HttpOnly" in cookie
 
 
-def test_demo_guarded_route(demo_url: str) -> None:
+def test_demo_guarded_route(tmp_path: Path) -> None:
     """/checkout is 404 unless new-checkout is on for the subject (QA is listed by id)."""
-    assert _get(demo_url + "/checkout", {"X-User-Id": "qa-alice"})[0] == 200
-    assert _get(demo_url + "/checkout", {"X-User-Id": "someone"})[0] == 404
-    status, _, page = _get(demo_url + "/", {"X-User-Id": "qa-alice"})
+    # the example flags without the date ramp, so "someone" is off on any date
+    with _serve("--flags", str(timeless_flags(tmp_path))) as demo_url:
+        assert _get(demo_url + "/checkout", {"X-User-Id": "qa-alice"})[0] == 200
+        assert _get(demo_url + "/checkout", {"X-User-Id": "someone"})[0] == 404
+        status, _, page = _get(demo_url + "/", {"X-User-Id": "qa-alice"})
     assert status == 200
     assert b'data-flag="new-checkout" data-served="on"' in page
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from timeless import timeless_flags
+
 pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 pytest.importorskip("starlette")
@@ -25,7 +27,6 @@ from starlette.routing import Route
 import rampup
 from rampup.asgi import RampupMiddleware
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "flags.toml"
 DEADLINE = 20.0
 
 
@@ -48,21 +49,22 @@ async def checkout(request: Request) -> Response:
     )
 
 
-def make_app() -> Starlette:
+def make_app(flags: Path) -> Starlette:
     app = Starlette(routes=[Route("/checkout", checkout)])
-    app.add_middleware(RampupMiddleware, flags=EXAMPLE, user=gateway_user)
+    app.add_middleware(RampupMiddleware, flags=flags, user=gateway_user)
     return app
 
 
 @pytest.fixture
-def base_url() -> Iterator[str]:
-    """A real uvicorn server in a thread, on a port the OS picked; stopped at the end."""
+def base_url(tmp_path: Path) -> Iterator[str]:
+    """A real uvicorn server in a thread, on a port the OS picked; stopped at the end. It serves
+    the example flags without the date ramp, so the minted anonymous id is off on any date."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        make_app(),
+        make_app(timeless_flags(tmp_path)),
         lifespan="on",
         http="h11",
         ws="none",

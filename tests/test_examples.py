@@ -16,13 +16,15 @@ from types import ModuleType
 
 import pytest
 
+from timeless import timeless_examples
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 
 
-def _load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+def _load(name: str, monkeypatch: pytest.MonkeyPatch, where: Path = EXAMPLES) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", where / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -88,12 +90,13 @@ def test_flask_example(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("name", ["starlette_app", "fastapi_app"])
-def test_asgi_examples(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_asgi_examples(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """examples/starlette_app.py and fastapi_app.py through Starlette's TestClient."""
     pytest.importorskip("jinja2")
     from starlette.testclient import TestClient
 
-    with TestClient(_load(name, monkeypatch).app) as client:
+    # without the date ramp: the minted anonymous id gets the 404 on any date
+    with TestClient(_load(name, monkeypatch, timeless_examples(tmp_path)).app) as client:
         page = client.get("/")
         assert page.status_code == 200
         assert "rampup_id" in page.cookies
@@ -115,12 +118,14 @@ def test_otel_example_runs() -> None:
     assert "checkout-button per variant" in result.stdout
 
 
-def test_django_example_project() -> None:
+def test_django_example_project(tmp_path: Path) -> None:
     """examples/django_project through Django's test client (its own settings, a subprocess)."""
     pytest.importorskip("django")
+    # without the date ramp: the minted anonymous id gets the 404 on any date
+    project = timeless_examples(tmp_path) / "django_project"
     script = f"""
         import os, sys
-        sys.path.insert(0, {str(EXAMPLES / "django_project")!r})
+        sys.path.insert(0, {str(project)!r})
         os.environ["DJANGO_SETTINGS_MODULE"] = "shop.settings"
         import django
         django.setup()

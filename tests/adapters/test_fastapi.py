@@ -6,9 +6,12 @@ import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+
+from timeless import timeless_examples
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -232,13 +235,13 @@ def test_app_wide_identify_reaches_flag_required() -> None:
         assert ok.json() == {"page": "new checkout"}
 
 
-def test_example_app_serves_its_story(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_app_serves_its_story(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """examples/fastapi_app.py: the signed-in staff user gets the new checkout and the guarded
     route; an anonymous visitor gets the old checkout, a cookie and a 404."""
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "examples" / "fastapi_app.py"
+    # without the date ramp: the anonymous visitor's random id gets the old checkout on any date
+    path = timeless_examples(tmp_path) / "fastapi_app.py"
     spec = importlib.util.spec_from_file_location("fastapi_example", path)
     assert spec is not None
     assert spec.loader is not None

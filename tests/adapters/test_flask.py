@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from timeless import timeless_examples
+
 pytest.importorskip("flask")
 
 import flask
@@ -713,9 +715,10 @@ def test_without_flask_the_import_says_what_to_install(monkeypatch: pytest.Monke
         importlib.import_module("rampup.flask")
 
 
-def test_example_app_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_app_answers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """examples/flask_app.py serves its page, its template, its JSON and its guarded route."""
-    path = Path(__file__).resolve().parents[2] / "examples" / "flask_app.py"
+    # without the date ramp, so the anonymous visitor and carol get the old checkout on any date
+    path = timeless_examples(tmp_path) / "flask_app.py"
     spec = importlib.util.spec_from_file_location("rampup_flask_example", path)
     assert spec is not None
     assert spec.loader is not None

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from timeless import timeless_examples, timeless_flags
+
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
@@ -218,7 +220,7 @@ def test_debug_mode_is_visible_to_rampup(debug_mode: bool) -> None:
         assert c.get("/debug").json() == {"debug": debug_mode}
 
 
-def test_flag_file_and_template(tmp_path: Path, example_path: Path) -> None:
+def test_flag_file_and_template(tmp_path: Path) -> None:
     """With a flag file on disk, a Jinja2 template reads flags through rampup.flags."""
     jinja2 = pytest.importorskip("jinja2")
     from starlette.templating import Jinja2Templates
@@ -236,7 +238,9 @@ def test_flag_file_and_template(tmp_path: Path, example_path: Path) -> None:
         return templates.TemplateResponse(request, "page.html")
 
     app = Starlette(routes=[Route("/page", page)])
-    app.add_middleware(RampupMiddleware, flags=example_path, user_header="X-User-Id", watch=False)
+    # the example flags without the date ramp: the random anonymous id is off on any date
+    flags = timeless_flags(tmp_path)
+    app.add_middleware(RampupMiddleware, flags=flags, user_header="X-User-Id", watch=False)
     with TestClient(app) as c:
         qa = c.get("/page", headers={"X-User-Id": "qa-alice"})
         anon = c.get("/page")
@@ -245,12 +249,13 @@ def test_flag_file_and_template(tmp_path: Path, example_path: Path) -> None:
     assert "rampup_id" in anon.cookies
 
 
-def test_example_app_serves_its_story(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_app_serves_its_story(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """examples/starlette_app.py: anonymous visitors get the old checkout and a cookie,
     staff the new one; the guarded route 404s for anonymous visitors."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "examples" / "starlette_app.py"
+    # without the date ramp: the anonymous visitor's random id gets the old checkout on any date
+    path = timeless_examples(tmp_path) / "starlette_app.py"
     spec = importlib.util.spec_from_file_location("starlette_example", path)
     assert spec is not None
     assert spec.loader is not None
