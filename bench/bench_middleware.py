@@ -703,6 +703,15 @@ def measure(framework: str, args: argparse.Namespace) -> dict[str, list[float]] 
         "responses checked (200, body, subject key, decisions, Set-Cookie only for e)"
     )
     if REF is not None:
+        ref_f = (
+            asyncio.run(asgi_call(apps["c@ref"], dict(reqs["c@ref"]), REF.flags))
+            if is_async
+            else wsgi_call(apps["c@ref"], dict(reqs["c@ref"]), REF.flags)
+        )["flags"]
+        print(
+            f"   listeners per request (defaults): this copy {_listener_names(f)}; "
+            f"{args.ab} {_listener_names(ref_f)}"
+        )
         print(
             f"   --ab: b, c, d also through {REF.__name__} ({args.ab}), same rounds"
             + (
@@ -775,6 +784,17 @@ def _diff_us(samples: dict[str, list[float]], num: str, den: str) -> float:
     return statistics.median(
         a - b for a, b in zip(_us(samples[num]), _us(samples[den]), strict=True)
     )
+
+
+def _listener_names(f: Any) -> str:
+    """The listeners a request's middleware runs by default (this copy adds an outcome
+    recorder, and OpenTelemetry's listener when opentelemetry-api is installed): part of what
+    the A/B compares."""
+    runtime = f.runtime
+    found = getattr(runtime, "all_listeners", None)
+    if found is None:
+        found = getattr(getattr(runtime, "settings", None), "listeners", ())
+    return ", ".join(type(x).__name__ for x in found) or "none"
 
 
 def report_ab(ref: str, measured: dict[str, dict[str, list[float]]], misses: list[str]) -> None:
