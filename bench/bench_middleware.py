@@ -40,10 +40,14 @@ per process: both versions read the same ``RAMPUP`` setting, so the ref's varian
 ref's and this / ref per framework and variant, then issue 11's speed budget for this copy:
 0 flags read at most 1.0 µs above the floor f (b - f) in every framework; 5 flags read at most
 5 µs above 0 flags (c - b, d - b) in bare WSGI and bare ASGI, the frameworks' figures beside.
+This copy's middleware runs its default listeners (an outcome recorder, and RampupTelemetry
+when opentelemetry-api is installed; 9492cd6 runs none): each section prints them, and
+``--telemetry off`` times this copy without RampupTelemetry (the outcome recorder cannot be
+turned off: it feeds the guard), the closest to a like-for-like A/B.
 
 Usage: python bench/bench_middleware.py [--rounds 15] [--target 0.3] [--quick]
            [--frameworks wsgi,asgi,flask,django,starlette] [--breakdown] [--profile FRAMEWORK]
-           [--ab REF]
+           [--ab REF] [--telemetry auto|off]
 """
 
 from __future__ import annotations
@@ -98,6 +102,9 @@ FLAGS: dict[str, Any] = {
 READ = tuple(FLAGS["flags"])
 EXPECTED_BOOLS = {"bool-on": True, "bool-off": False, "bool-on-2": True}
 OPTIONS: dict[str, Any] = {"user_header": "X-User-Id"}
+# this copy's middleware options: OPTIONS, plus telemetry="off" with --telemetry off (the --ab
+# ref's middleware always gets OPTIONS: 9492cd6 has no telemetry option and no default listener)
+MW_OPTIONS: dict[str, Any] = OPTIONS
 
 LABELS = {
     "a": "bare app",
@@ -310,7 +317,7 @@ def plain_wsgi_apps() -> tuple[dict[str, Any], str]:
         return hello(environ, start_response)
 
     def mw(app: Any) -> Any:
-        return RampupMiddleware(app, flags=FLAGS, **OPTIONS)
+        return RampupMiddleware(app, flags=FLAGS, **MW_OPTIONS)
 
     apps = {
         "a": hello,
@@ -355,11 +362,11 @@ def flask_apps() -> tuple[dict[str, Any], str]:
             if has_ext:
                 from rampup.flask import Rampup
 
-                Rampup(app, flags=FLAGS, **OPTIONS)
+                Rampup(app, flags=FLAGS, **MW_OPTIONS)
             else:
                 from rampup.wsgi import RampupMiddleware
 
-                app.wsgi_app = RampupMiddleware(app.wsgi_app, flags=FLAGS, **OPTIONS)
+                app.wsgi_app = RampupMiddleware(app.wsgi_app, flags=FLAGS, **MW_OPTIONS)
         if floor:
             app.wsgi_app = floor_wsgi(app.wsgi_app)  # type: ignore[method-assign]
         return app
@@ -401,7 +408,7 @@ def django_apps() -> tuple[dict[str, Any], str]:
         USE_I18N=False,
         DATABASES={},
         LOGGING_CONFIG=None,
-        RAMPUP={"FLAGS": FLAGS, **{k.upper(): v for k, v in OPTIONS.items()}},
+        RAMPUP=django_rampup(MW_OPTIONS),
     )
     django.setup()
     globals()["urlpatterns"] = _django_views()
@@ -419,17 +426,28 @@ def django_apps() -> tuple[dict[str, Any], str]:
         # module serves both: the ref's variants differ only in MIDDLEWARE, and their /five
         # view reads rampup_ref.flags through the reader switch.
         ref_mw = [f"{REF.__name__}.django.RampupMiddleware"]
+        # With --telemetry off this copy's setting has a TELEMETRY key the ref does not know:
+        # the ref's handlers are built under its own RAMPUP (middleware read it when built).
         for v in AB_VARIANTS:
-            apps[f"{v}@ref"] = django_handler(ref_mw)
+            apps[f"{v}@ref"] = django_handler(ref_mw, django_rampup(OPTIONS))
     return apps, '"rampup.django.RampupMiddleware" in MIDDLEWARE, RAMPUP = {...}'
 
 
-def django_handler(middleware: list[str]) -> Any:
-    """A Django WSGI app with this MIDDLEWARE (after django_apps() configured Django)."""
+def django_rampup(options: dict[str, Any]) -> dict[str, Any]:
+    """The RAMPUP setting for these middleware options."""
+    return {"FLAGS": FLAGS, **{k.upper(): v for k, v in options.items()}}
+
+
+def django_handler(middleware: list[str], rampup_setting: dict[str, Any] | None = None) -> Any:
+    """A Django WSGI app with this MIDDLEWARE (after django_apps() configured Django); the
+    middleware instances are built here, so they read ``rampup_setting`` if one is given."""
     from django.core.handlers.wsgi import WSGIHandler
     from django.test.utils import override_settings
 
-    with override_settings(MIDDLEWARE=middleware):
+    if rampup_setting is None:
+        with override_settings(MIDDLEWARE=middleware):
+            return WSGIHandler()
+    with override_settings(MIDDLEWARE=middleware, RAMPUP=rampup_setting):
         return WSGIHandler()
 
 
@@ -531,7 +549,7 @@ def plain_asgi_apps() -> tuple[dict[str, Any], str]:
         await hello(scope, receive, send)
 
     def mw(app: Any) -> Any:
-        return RampupMiddleware(app, flags=FLAGS, **OPTIONS)
+        return RampupMiddleware(app, flags=FLAGS, **MW_OPTIONS)
 
     apps = {
         "a": hello,
@@ -566,7 +584,7 @@ def starlette_apps() -> tuple[dict[str, Any], str]:
     def make(view: Any, with_rampup: bool, floor: bool = False, ref: bool = False) -> Any:
         app = Starlette(routes=[Route("/", view)])
         if with_rampup:
-            app.add_middleware(RampupMiddleware, flags=FLAGS, **OPTIONS)
+            app.add_middleware(RampupMiddleware, flags=FLAGS, **MW_OPTIONS)
         if ref:
             app.add_middleware(ref_module("asgi").RampupMiddleware, flags=FLAGS, **OPTIONS)
         if floor:
@@ -967,6 +985,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="REF",
         help="also time variants b, c, d with this git ref's middleware (e.g. main, 9492cd6)",
     )
+    ap.add_argument(
+        "--telemetry",
+        choices=("auto", "off"),
+        default="auto",
+        help="this copy's telemetry option (default auto: an outcome recorder and, with\n"
+        "opentelemetry-api installed, RampupTelemetry on every request); off: no\n"
+        "RampupTelemetry (the outcome recorder always runs)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.target = 3, 0.05
@@ -976,9 +1002,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.ab:
         global REF
         REF = h.import_ref(args.ab)
+    if args.telemetry == "off":
+        global MW_OPTIONS
+        MW_OPTIONS = {**OPTIONS, "telemetry": "off"}
 
     print(f"rampup {rampup.__version__} bench_middleware: {h.machine_line()}")
     print(f"{args.rounds} rounds, ~{args.target}s per variant per round, in-process")
+    if args.telemetry == "off":
+        print(
+            "--telemetry off: this copy's middleware runs no RampupTelemetry (its OutcomeRecorder "
+            "stays: rampup always counts requests in its outcome book)"
+        )
     misses: list[str] = []
     measured: dict[str, dict[str, list[float]]] = {}
     for fw in [f.strip() for f in args.frameworks.split(",") if f.strip()]:
