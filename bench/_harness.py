@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import math
 import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import timeit
 from collections.abc import Awaitable, Callable, Sequence
@@ -60,6 +63,31 @@ def machine_line() -> str:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Another git ref of this repository, for A/B runs (--ab REF)
+
+
+def import_ref(ref: str) -> Any:
+    """The rampup package as of git ``ref``, imported as ``rampup_ref`` (its imports are all
+    relative, so it loads beside the working copy's). Used by the ``--ab REF`` option of
+    bench_eval.py and bench_middleware.py."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = subprocess.run(
+        ["git", "-C", here, "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tmp = tempfile.mkdtemp(prefix="rampup-ab-")
+    archive = subprocess.run(
+        ["git", "-C", root, "archive", ref, "src/rampup"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+    os.rename(os.path.join(tmp, "src", "rampup"), os.path.join(tmp, "rampup_ref"))
+    sys.path.insert(0, tmp)
+    return importlib.import_module("rampup_ref")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -72,22 +69,6 @@ def snapshot_with(n_flags: int, package: Any = rampup) -> Any:
     snap = package.load(data)
     assert len(snap) == n_flags, len(snap)
     return snap
-
-
-def import_ref(ref: str) -> Any:
-    """The rampup package as of git ``ref``, imported as ``rampup_ref`` (its imports are all
-    relative, so it loads beside the working copy's)."""
-    root = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    tmp = tempfile.mkdtemp(prefix="rampup-ab-")
-    archive = subprocess.run(
-        ["git", "-C", root, "archive", ref, "src/rampup"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-    os.rename(os.path.join(tmp, "src", "rampup"), os.path.join(tmp, "rampup_ref"))
-    sys.path.insert(0, tmp)
-    return importlib.import_module("rampup_ref")
 
 
 def floors(users: list[tuple[str, str]]) -> dict[str, Any]:
@@ -213,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             for path, fn in paths(snap, key).items():
                 name = f"{c}|{n}|{path}"
                 items[name] = h.Item(name, fn, subjects if path == "prebuilt" else users)
-    ref_pkg = import_ref(args.ab) if args.ab else None
+    ref_pkg = h.import_ref(args.ab) if args.ab else None
     if ref_pkg is not None:
         ref_subjects = [ref_pkg.Subject(uid, {"email": email}) for uid, email in users]
         for n in SIZES:

@@ -25,11 +25,29 @@ SECRET_KEY, so their override reader is on (policy "auto"), as in a real app. Ev
 carries the same Cookie header as the bare app's (e without ``rampup_id``): with a SECRET_KEY,
 Flask parses cookies on every request, and a variant sending fewer would look cheaper than it is.
 
+Frameworks: ``wsgi`` (a plain WSGI app), ``asgi`` (a plain ASGI app, no Starlette), ``flask``,
+``django`` (under WSGI; bench_django_asgi.py has Django under ASGI) and ``starlette``.
+
 Targets (issue 3 item 8): 0 flags read: ratio >= 0.95 (Starlette), >= 0.98 (Flask, Django);
 5 flags read: at most 5 µs added per request.
 
+With ``--ab REF`` (a git ref of this repository, e.g. ``main`` or ``9492cd6``), variants b, c and
+d are also built with that commit's middleware, imported from a ``git archive`` of its
+``src/rampup`` as ``rampup_ref`` (bench_eval.py does the same) and timed in the same rounds as
+this copy's; their views read flags through ``rampup_ref.flags``. Django is configured once
+per process: both versions read the same ``RAMPUP`` setting, so the ref's variants only put
+``"rampup_ref.django.RampupMiddleware"`` in MIDDLEWARE. The A/B table gives this copy's µs, the
+ref's and this / ref per framework and variant, then issue 11's speed budget for this copy:
+0 flags read at most 1.0 µs above the floor f (b - f) in every framework; 5 flags read at most
+5 µs above 0 flags (c - b, d - b) in bare WSGI and bare ASGI, the frameworks' figures beside.
+This copy's middleware runs its default listeners (an outcome recorder, and RampupTelemetry
+when opentelemetry-api is installed; 9492cd6 runs none): each section prints them, and
+``--telemetry off`` times this copy without RampupTelemetry (the outcome recorder cannot be
+turned off: it feeds the guard), the closest to a like-for-like A/B.
+
 Usage: python bench/bench_middleware.py [--rounds 15] [--target 0.3] [--quick]
-           [--frameworks wsgi,flask,django,starlette] [--breakdown] [--profile FRAMEWORK]
+           [--frameworks wsgi,asgi,flask,django,starlette] [--breakdown] [--profile FRAMEWORK]
+           [--ab REF] [--telemetry auto|off]
 """
 
 from __future__ import annotations
@@ -37,10 +55,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib
 import importlib.util
 import io
 import os
 import pstats
+import statistics
 import sys
 import time
 import timeit
@@ -82,6 +102,9 @@ FLAGS: dict[str, Any] = {
 READ = tuple(FLAGS["flags"])
 EXPECTED_BOOLS = {"bool-on": True, "bool-off": False, "bool-on-2": True}
 OPTIONS: dict[str, Any] = {"user_header": "X-User-Id"}
+# this copy's middleware options: OPTIONS, plus telemetry="off" with --telemetry off (the --ab
+# ref's middleware always gets OPTIONS: 9492cd6 has no telemetry option and no default listener)
+MW_OPTIONS: dict[str, Any] = OPTIONS
 
 LABELS = {
     "a": "bare app",
@@ -95,6 +118,16 @@ LABELS = {
 REQUEST_OF = {"a": "cookie", "b": "cookie", "c": "cookie", "d": "header", "e": "new", "f": "cookie"}
 RATIO_TARGET = {"starlette": 0.95, "flask": 0.98, "django": 0.98}
 ADDED_TARGET_US = 5.0
+# issue 11's speed budget (printed with --ab): 0 flags at most 1.0 µs above the floor in every
+# framework; 5 flags at most 5 µs above 0 flags in bare WSGI and bare ASGI (others reported)
+FLOOR_BUDGET_US = 1.0
+FIVE_BUDGET_US = 5.0
+FIVE_BUDGET_FRAMEWORKS = ("wsgi", "asgi")
+# the variants built again with the --ab ref's middleware, named "<variant>@ref"
+AB_VARIANTS = "bcd"
+SUBJECT_OF = {"c": "cookie id", "d": "X-User-Id"}
+#: the package imported from the --ab ref (rampup_ref), or None
+REF: Any = None
 
 
 # -- the floor (variant f): the least a middleware can do and still serve `rampup.flags`
@@ -155,8 +188,19 @@ class FloorDjango:
             _FLOOR.reset(token)
 
 
+# What read_five reads through: ``rampup.flags``, or ``rampup_ref.flags`` while an --ab ref
+# variant runs (the runners set it before each loop). One switch instead of a second set of
+# views keeps the ref's requests on the same routes (Django tries its URL patterns in order).
+_reader: Any = flags
+
+
+def use_reader(reader: Any) -> None:
+    global _reader
+    _reader = reader
+
+
 def read_five() -> None:
-    enabled = flags.enabled
+    enabled = _reader.enabled
     for key in READ:
         enabled(key)
 
@@ -211,8 +255,11 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any =
     return None
 
 
-def wsgi_runner(app: Callable[..., Any], env0: dict[str, Any]) -> Callable[[int], float]:
+def wsgi_runner(
+    app: Callable[..., Any], env0: dict[str, Any], reader: Any = flags
+) -> Callable[[int], float]:
     def run(n: int) -> float:
+        use_reader(reader)
         sr = _start_response
         t0 = time.perf_counter()
         for _ in range(n):
@@ -239,7 +286,8 @@ class _Recording(dict[str, Any]):
         super().__setitem__(key, value)
 
 
-def wsgi_call(app: Callable[..., Any], env: dict[str, Any]) -> dict[str, Any]:
+def wsgi_call(app: Callable[..., Any], env: dict[str, Any], reader: Any = flags) -> dict[str, Any]:
+    use_reader(reader)
     out: dict[str, Any] = {}
     env = _Recording(env)
 
@@ -269,7 +317,7 @@ def plain_wsgi_apps() -> tuple[dict[str, Any], str]:
         return hello(environ, start_response)
 
     def mw(app: Any) -> Any:
-        return RampupMiddleware(app, flags=FLAGS, **OPTIONS)
+        return RampupMiddleware(app, flags=FLAGS, **MW_OPTIONS)
 
     apps = {
         "a": hello,
@@ -279,6 +327,11 @@ def plain_wsgi_apps() -> tuple[dict[str, Any], str]:
         "e": mw(hello5),
         "f": floor_wsgi(hello),
     }
+    if REF is not None:
+        ref_mw = ref_module("wsgi").RampupMiddleware
+        apps["b@ref"] = ref_mw(hello, flags=FLAGS, **OPTIONS)
+        apps["c@ref"] = ref_mw(hello5, flags=FLAGS, **OPTIONS)
+        apps["d@ref"] = ref_mw(hello5, flags=FLAGS, **OPTIONS)
     return apps, "rampup.wsgi.RampupMiddleware(app, flags=..., user_header=...)"
 
 
@@ -301,17 +354,19 @@ def flask_hello(reads: bool = False) -> Any:
 def flask_apps() -> tuple[dict[str, Any], str]:
     has_ext = importlib.util.find_spec("rampup.flask") is not None
 
-    def make(reads: bool, with_rampup: bool, floor: bool = False) -> Any:
+    def make(reads: bool, with_rampup: bool, floor: bool = False, ref: bool = False) -> Any:
         app = flask_hello(reads)
-        if with_rampup:
+        if ref:
+            ref_module("flask").Rampup(app, flags=FLAGS, **OPTIONS)
+        elif with_rampup:
             if has_ext:
                 from rampup.flask import Rampup
 
-                Rampup(app, flags=FLAGS, **OPTIONS)
+                Rampup(app, flags=FLAGS, **MW_OPTIONS)
             else:
                 from rampup.wsgi import RampupMiddleware
 
-                app.wsgi_app = RampupMiddleware(app.wsgi_app, flags=FLAGS, **OPTIONS)
+                app.wsgi_app = RampupMiddleware(app.wsgi_app, flags=FLAGS, **MW_OPTIONS)
         if floor:
             app.wsgi_app = floor_wsgi(app.wsgi_app)  # type: ignore[method-assign]
         return app
@@ -324,6 +379,10 @@ def flask_apps() -> tuple[dict[str, Any], str]:
         "e": make(True, True),
         "f": make(False, False, floor=True),
     }
+    if REF is not None:
+        apps["b@ref"] = make(False, False, ref=True)
+        apps["c@ref"] = make(True, False, ref=True)
+        apps["d@ref"] = make(True, False, ref=True)
     how = (
         "rampup.flask.Rampup(app, flags=..., user_header=...)"
         if has_ext
@@ -349,7 +408,7 @@ def django_apps() -> tuple[dict[str, Any], str]:
         USE_I18N=False,
         DATABASES={},
         LOGGING_CONFIG=None,
-        RAMPUP={"FLAGS": FLAGS, **{k.upper(): v for k, v in OPTIONS.items()}},
+        RAMPUP=django_rampup(MW_OPTIONS),
     )
     django.setup()
     globals()["urlpatterns"] = _django_views()
@@ -362,15 +421,33 @@ def django_apps() -> tuple[dict[str, Any], str]:
         "e": django_handler(mw),
         "f": django_handler([f"{__name__}.FloorDjango"]),
     }
+    if REF is not None:
+        # Both versions read the same RAMPUP setting (FLAGS and USER_HEADER), so one settings
+        # module serves both: the ref's variants differ only in MIDDLEWARE, and their /five
+        # view reads rampup_ref.flags through the reader switch.
+        ref_mw = [f"{REF.__name__}.django.RampupMiddleware"]
+        # With --telemetry off this copy's setting has a TELEMETRY key the ref does not know:
+        # the ref's handlers are built under its own RAMPUP (middleware read it when built).
+        for v in AB_VARIANTS:
+            apps[f"{v}@ref"] = django_handler(ref_mw, django_rampup(OPTIONS))
     return apps, '"rampup.django.RampupMiddleware" in MIDDLEWARE, RAMPUP = {...}'
 
 
-def django_handler(middleware: list[str]) -> Any:
-    """A Django WSGI app with this MIDDLEWARE (after django_apps() configured Django)."""
+def django_rampup(options: dict[str, Any]) -> dict[str, Any]:
+    """The RAMPUP setting for these middleware options."""
+    return {"FLAGS": FLAGS, **{k.upper(): v for k, v in options.items()}}
+
+
+def django_handler(middleware: list[str], rampup_setting: dict[str, Any] | None = None) -> Any:
+    """A Django WSGI app with this MIDDLEWARE (after django_apps() configured Django); the
+    middleware instances are built here, so they read ``rampup_setting`` if one is given."""
     from django.core.handlers.wsgi import WSGIHandler
     from django.test.utils import override_settings
 
-    with override_settings(MIDDLEWARE=middleware):
+    if rampup_setting is None:
+        with override_settings(MIDDLEWARE=middleware):
+            return WSGIHandler()
+    with override_settings(MIDDLEWARE=middleware, RAMPUP=rampup_setting):
         return WSGIHandler()
 
 
@@ -400,8 +477,24 @@ def wsgi_environs(framework: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def ref_requests(reqs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The --ab ref's variants send the same requests as this copy's."""
+    if REF is None:
+        return reqs
+    return {**reqs, **{f"{v}@ref": reqs[v] for v in AB_VARIANTS}}
+
+
+def ref_module(name: str) -> Any:
+    """A submodule of the --ab ref's package, e.g. ``rampup_ref.wsgi``."""
+    return importlib.import_module(f"{REF.__name__}.{name}")
+
+
+def reader_of(variant: str) -> Any:
+    return REF.flags if variant.endswith("@ref") else flags
+
+
 # ---------------------------------------------------------------------------------------------
-# ASGI (Starlette)
+# ASGI (plain, Starlette)
 
 _REQ = {"type": "http.request", "body": b"", "more_body": False}
 
@@ -433,6 +526,47 @@ def scope_for(kind: str) -> dict[str, Any]:
     }
 
 
+def plain_asgi_apps() -> tuple[dict[str, Any], str]:
+    """A plain ASGI app (no framework): issue 11's budget names bare ASGI beside bare WSGI."""
+    from rampup.asgi import RampupMiddleware
+
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+    }
+    body = {"type": "http.response.body", "body": BODY}
+
+    async def hello(scope: Any, receive: Any, send: Any) -> None:
+        await send(dict(start))  # a fresh message per request, as an app builds one
+        await send(dict(body))
+
+    async def hello5(scope: Any, receive: Any, send: Any) -> None:
+        read_five()
+        await hello(scope, receive, send)
+
+    def mw(app: Any) -> Any:
+        return RampupMiddleware(app, flags=FLAGS, **MW_OPTIONS)
+
+    apps = {
+        "a": hello,
+        "b": mw(hello),
+        "c": mw(hello5),
+        "d": mw(hello5),
+        "e": mw(hello5),
+        "f": FloorASGI(hello),
+    }
+    if REF is not None:
+        ref_mw = ref_module("asgi").RampupMiddleware
+        apps["b@ref"] = ref_mw(hello, flags=FLAGS, **OPTIONS)
+        apps["c@ref"] = ref_mw(hello5, flags=FLAGS, **OPTIONS)
+        apps["d@ref"] = ref_mw(hello5, flags=FLAGS, **OPTIONS)
+    return apps, "rampup.asgi.RampupMiddleware(app, flags=..., user_header=...)"
+
+
 def starlette_apps() -> tuple[dict[str, Any], str]:
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
@@ -447,10 +581,12 @@ def starlette_apps() -> tuple[dict[str, Any], str]:
         read_five()
         return PlainTextResponse(BODY.decode())
 
-    def make(view: Any, with_rampup: bool, floor: bool = False) -> Any:
+    def make(view: Any, with_rampup: bool, floor: bool = False, ref: bool = False) -> Any:
         app = Starlette(routes=[Route("/", view)])
         if with_rampup:
-            app.add_middleware(RampupMiddleware, flags=FLAGS, **OPTIONS)
+            app.add_middleware(RampupMiddleware, flags=FLAGS, **MW_OPTIONS)
+        if ref:
+            app.add_middleware(ref_module("asgi").RampupMiddleware, flags=FLAGS, **OPTIONS)
         if floor:
             app.add_middleware(FloorASGI)
         return app
@@ -463,11 +599,16 @@ def starlette_apps() -> tuple[dict[str, Any], str]:
         "e": make(hello5, True),
         "f": make(hello, False, floor=True),
     }
+    if REF is not None:
+        apps["b@ref"] = make(hello, False, ref=True)
+        apps["c@ref"] = make(hello5, False, ref=True)
+        apps["d@ref"] = make(hello5, False, ref=True)
     return apps, "app.add_middleware(rampup.asgi.RampupMiddleware, flags=..., user_header=...)"
 
 
-def asgi_runner(app: Any, scope0: dict[str, Any]) -> Callable[[int], Any]:
+def asgi_runner(app: Any, scope0: dict[str, Any], reader: Any = flags) -> Callable[[int], Any]:
     async def arun(n: int) -> float:
+        use_reader(reader)
         t0 = time.perf_counter()
         for _ in range(n):
             await app(dict(scope0), _receive, _send)
@@ -476,7 +617,8 @@ def asgi_runner(app: Any, scope0: dict[str, Any]) -> Callable[[int], Any]:
     return arun
 
 
-async def asgi_call(app: Any, scope: dict[str, Any]) -> dict[str, Any]:
+async def asgi_call(app: Any, scope: dict[str, Any], reader: Any = flags) -> dict[str, Any]:
+    use_reader(reader)
     msgs: list[dict[str, Any]] = []
     scope = _Recording(scope)
 
@@ -499,10 +641,12 @@ async def asgi_call(app: Any, scope: dict[str, Any]) -> dict[str, Any]:
 
 FRAMEWORKS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
     "wsgi": plain_wsgi_apps,
+    "asgi": plain_asgi_apps,
     "flask": flask_apps,
     "django": django_apps,
     "starlette": starlette_apps,
 }
+ASYNC_FRAMEWORKS = ("asgi", "starlette")
 
 
 class CheckFailed(AssertionError):
@@ -517,6 +661,7 @@ def _require(ok: Any, where: str, *detail: Any) -> None:
 def check(framework: str, variant: str, res: dict[str, Any]) -> None:
     """Every variant answers 200 Hello, world!; rampup variants decided what they should."""
     where = f"{framework}/{variant}"
+    variant = variant.removesuffix("@ref")  # an --ab ref's variant answers as this copy's
     _require(res["status"] == 200, where, res["status"])
     _require(res["body"] == BODY, where, res["body"])
     f = res["flags"]
@@ -544,27 +689,29 @@ def check(framework: str, variant: str, res: dict[str, Any]) -> None:
 
 
 def requests_for(framework: str) -> dict[str, dict[str, Any]]:
-    if framework == "starlette":
+    if framework in ASYNC_FRAMEWORKS:
         return {v: scope_for(kind) for v, kind in REQUEST_OF.items()}
     return wsgi_environs(framework)
 
 
-def measure(framework: str, args: argparse.Namespace) -> dict[str, dict[str, float]] | None:
+def measure(framework: str, args: argparse.Namespace) -> dict[str, list[float]] | None:
+    """req/s samples per variant (with --ab, the ref's too), or None if skipped."""
     try:
         apps, how = FRAMEWORKS[framework]()
     except ImportError as exc:
         print(f"\n## {framework}: SKIPPED ({exc})")
         return None
-    reqs = requests_for(framework)
+    reqs = ref_requests(requests_for(framework))
+    is_async = framework in ASYNC_FRAMEWORKS
     for v, app in apps.items():
-        if framework == "starlette":
-            res = asyncio.run(asgi_call(app, dict(reqs[v])))
+        if is_async:
+            res = asyncio.run(asgi_call(app, dict(reqs[v]), reader_of(v)))
         else:
-            res = wsgi_call(app, dict(reqs[v]))
+            res = wsgi_call(app, dict(reqs[v]), reader_of(v))
         check(framework, v, res)
     f = (
         asyncio.run(asgi_call(apps["c"], dict(reqs["c"])))
-        if framework == "starlette"
+        if is_async
         else wsgi_call(apps["c"], dict(reqs["c"]))
     )["flags"]
     reader = f.runtime.overrides
@@ -573,16 +720,36 @@ def measure(framework: str, args: argparse.Namespace) -> dict[str, dict[str, flo
         f"   override reader: {'on (' + type(reader).__name__ + ')' if reader else 'off'}; "
         "responses checked (200, body, subject key, decisions, Set-Cookie only for e)"
     )
+    if REF is not None:
+        ref_f = (
+            asyncio.run(asgi_call(apps["c@ref"], dict(reqs["c@ref"]), REF.flags))
+            if is_async
+            else wsgi_call(apps["c@ref"], dict(reqs["c@ref"]), REF.flags)
+        )["flags"]
+        print(
+            f"   listeners per request (defaults): this copy {_listener_names(f)}; "
+            f"{args.ab} {_listener_names(ref_f)}"
+        )
+        print(
+            f"   --ab: b, c, d also through {REF.__name__} ({args.ab}), same rounds"
+            + (
+                "; one settings module, the ref's middleware in MIDDLEWARE"
+                if framework == "django"
+                else ""
+            )
+        )
     h.log(f"timing {framework}: {len(apps)} variants x {args.rounds} rounds...")
-    if framework == "starlette":
-        samples = h.run_async(
-            {v: asgi_runner(app, reqs[v]) for v, app in apps.items()}, args.rounds, args.target
+    if is_async:
+        return h.run_async(
+            {v: asgi_runner(app, reqs[v], reader_of(v)) for v, app in apps.items()},
+            args.rounds,
+            args.target,
         )
-    else:
-        samples = h.run_sync(
-            {v: wsgi_runner(app, reqs[v]) for v, app in apps.items()}, args.rounds, args.target
-        )
-    return h.summarize_rps(samples, "a")
+    return h.run_sync(
+        {v: wsgi_runner(app, reqs[v], reader_of(v)) for v, app in apps.items()},
+        args.rounds,
+        args.target,
+    )
 
 
 def report(framework: str, summary: dict[str, dict[str, float]], misses: list[str]) -> None:
@@ -620,6 +787,70 @@ def report(framework: str, summary: dict[str, dict[str, float]], misses: list[st
             f"\nrampup's own work at 0 flags, beyond the floor: "
             f"{b['added_us'] - f['added_us']:+.2f} µs/req (b minus f)"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# --ab REF: this copy against the ref's middleware, and issue 11's speed budget
+
+
+def _us(samples: list[float]) -> list[float]:
+    return [1e6 / x for x in samples]
+
+
+def _diff_us(samples: dict[str, list[float]], num: str, den: str) -> float:
+    """Median over rounds of µs/req num - den, both timed in the same round."""
+    return statistics.median(
+        a - b for a, b in zip(_us(samples[num]), _us(samples[den]), strict=True)
+    )
+
+
+def _listener_names(f: Any) -> str:
+    """The listeners a request's middleware runs by default (this copy adds an outcome
+    recorder, and OpenTelemetry's listener when opentelemetry-api is installed): part of what
+    the A/B compares."""
+    runtime = f.runtime
+    found = getattr(runtime, "all_listeners", None)
+    if found is None:
+        found = getattr(getattr(runtime, "settings", None), "listeners", ())
+    return ", ".join(type(x).__name__ for x in found) or "none"
+
+
+def report_ab(ref: str, measured: dict[str, dict[str, list[float]]], misses: list[str]) -> None:
+    print(f"\n## A/B: this working copy vs {ref} (same rounds; this / ref < 1: this copy faster)")
+    print(f"\n| framework | variant | this µs/req | {ref} µs/req | this / {ref} |")
+    print("|---|---|---:|---:|---:|")
+    for fw, samples in measured.items():
+        for v in AB_VARIANTS:
+            this, old = _us(samples[v]), _us(samples[f"{v}@ref"])
+            ratio = statistics.median(a / b for a, b in zip(this, old, strict=True))
+            print(
+                f"| {fw} | {v}: {LABELS[v]} | {statistics.median(this):.2f} "
+                f"| {statistics.median(old):.2f} | {ratio:.3f} |"
+            )
+    print(
+        f"\nissue 11 speed budget (medians of same-round differences, µs/req; the verdict is "
+        f"this copy's, {ref} beside it)"
+    )
+    print(f"\n| framework | budget | this | {ref} | target | verdict |")
+    print("|---|---|---:|---:|---|---|")
+    lines = [("b", "f", "0 flags above the floor (b - f)", FLOOR_BUDGET_US, True)]
+    for v in "cd":
+        lines.append(
+            (v, "b", f"5 flags above 0 flags ({v} - b, {SUBJECT_OF[v]})", FIVE_BUDGET_US, False)
+        )
+    for fw, samples in measured.items():
+        for num, den, label, limit, everywhere in lines:
+            this = _diff_us(samples, num, den)
+            den_ref = den if den == "f" else f"{den}@ref"  # the floor has no ref version
+            old = _diff_us(samples, f"{num}@ref", den_ref)
+            if everywhere or fw in FIVE_BUDGET_FRAMEWORKS:
+                target = f"<= {limit:.1f} µs"
+                verdict = "PASS" if this <= limit else "MISS"
+            else:
+                target, verdict = "(reported)", ""
+            if verdict == "MISS":
+                misses.append(f"issue 11 budget: {fw} {label}: {this:+.2f} µs")
+            print(f"| {fw} | {label} | {this:+.2f} | {old:+.2f} | {target} | {verdict} |")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,7 +947,7 @@ def profile(framework: str, n: int) -> None:
     reqs = requests_for(framework)
     app, req = apps["c"], reqs["c"]
     pr = cProfile.Profile()
-    if framework == "starlette":
+    if framework in ASYNC_FRAMEWORKS:
         run = asgi_runner(app, req)
         asyncio.run(run(200))
         pr.enable()
@@ -738,7 +969,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     ap.add_argument("--target", type=float, default=0.3, help="seconds per variant per round")
     ap.add_argument("--quick", action="store_true", help="3 rounds of 0.05 s: validates, noisy")
-    ap.add_argument("--frameworks", default="wsgi,flask,django,starlette")
+    ap.add_argument("--frameworks", default="wsgi,asgi,flask,django,starlette")
     ap.add_argument(
         "--breakdown",
         action="store_true",
@@ -749,22 +980,51 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FRAMEWORK",
         help="instead of timing, cProfile 20,000 requests of variant c",
     )
+    ap.add_argument(
+        "--ab",
+        metavar="REF",
+        help="also time variants b, c, d with this git ref's middleware (e.g. main, 9492cd6)",
+    )
+    ap.add_argument(
+        "--telemetry",
+        choices=("auto", "off"),
+        default="auto",
+        help="this copy's telemetry option (default auto: an outcome recorder and, with\n"
+        "opentelemetry-api installed, RampupTelemetry on every request); off: no\n"
+        "RampupTelemetry (the outcome recorder always runs)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.target = 3, 0.05
     if args.profile:
         profile(args.profile, 20_000)
         return 0
+    if args.ab:
+        global REF
+        REF = h.import_ref(args.ab)
+    if args.telemetry == "off":
+        global MW_OPTIONS
+        MW_OPTIONS = {**OPTIONS, "telemetry": "off"}
 
     print(f"rampup {rampup.__version__} bench_middleware: {h.machine_line()}")
     print(f"{args.rounds} rounds, ~{args.target}s per variant per round, in-process")
+    if args.telemetry == "off":
+        print(
+            "--telemetry off: this copy's middleware runs no RampupTelemetry (its OutcomeRecorder "
+            "stays: rampup always counts requests in its outcome book)"
+        )
     misses: list[str] = []
+    measured: dict[str, dict[str, list[float]]] = {}
     for fw in [f.strip() for f in args.frameworks.split(",") if f.strip()]:
         if fw not in FRAMEWORKS:
             ap.error(f"unknown framework {fw!r}; known: {', '.join(FRAMEWORKS)}")
-        summary = measure(fw, args)
-        if summary is not None:
-            report(fw, summary, misses)
+        samples = measure(fw, args)
+        if samples is not None:
+            measured[fw] = samples
+            ours = {v: s for v, s in samples.items() if not v.endswith("@ref")}
+            report(fw, h.summarize_rps(ours, "a"), misses)
+    if args.ab and measured:
+        report_ab(args.ab, measured, misses)
     if args.breakdown:
         breakdown(args.target)
     print(f"\nsummary: {len(misses)} target(s) missed" + "".join(f"\n  MISS {m}" for m in misses))
