@@ -619,11 +619,12 @@ def test_problem_in_the_example_ramp_points_at_its_step(tmp_path: Path, example_
 # -- files that are not flag files --------------------------------------------------------------
 
 
-def test_missing_file(tmp_path: Path) -> None:
-    """A path that does not exist: 'file not found' with the path."""
-    p = one_problem(tmp_path / "nope.toml")
-    assert p.file == str(tmp_path / "nope.toml")
-    assert p.message == "file not found"
+def test_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative path that does not exist: 'file not found' with the absolute path tried."""
+    monkeypatch.chdir(tmp_path)
+    p = one_problem("nope.toml")
+    assert p.file == "nope.toml"
+    assert p.message == f"file not found (looked for {tmp_path / 'nope.toml'})"
 
 
 def test_directory(tmp_path: Path) -> None:

@@ -268,7 +268,7 @@ def test_failing_predicate_gives_error_decision(monkeypatch: pytest.MonkeyPatch)
     """A condition compiled to a predicate that raises also yields ERROR, never an exception."""
     from rampup import engine, operators
 
-    def exploding(cond: Any) -> Any:
+    def exploding(cond: Any, where: str = "") -> Any:
         def p(s: Subject) -> bool:
             raise RuntimeError("predicate failed")
 

@@ -289,8 +289,9 @@ def test_conditions_all_must_hold_through_load() -> None:
         assert snap.evaluate("f", Subject("u", attrs)).variant == "off", name
 
 
-def test_attribute_with_raising_eq_does_not_escape() -> None:
-    """An attribute whose comparison raises yields an ERROR decision, never an exception."""
+def test_attribute_with_raising_eq_does_not_escape(caplog: pytest.LogCaptureFixture) -> None:
+    """An attribute whose comparison raises does not match (the rule is skipped), never an
+    exception, and is logged once with the flag and operator, not once per request."""
 
     class Hostile:
         def __eq__(self, other: object) -> bool:
@@ -299,10 +300,18 @@ def test_attribute_with_raising_eq_does_not_escape() -> None:
         __hash__ = object.__hash__
 
     cond = {"attribute": "a", "op": "equals", "value": "x"}
-    snap = rampup.load({"flags": {"f": {"rules": [{"conditions": [cond], "serve": "on"}]}}})
-    d = snap.evaluate("f", Subject("u", {"a": Hostile()}))
-    assert (d.variant, d.reason) == ("off", Reason.ERROR)
-    assert "boom" in d.detail
+    snap = rampup.load(
+        {"flags": {"raising-eq": {"rules": [{"conditions": [cond], "serve": "on"}]}}}
+    )
+    with caplog.at_level("ERROR", logger="rampup"):
+        decisions = [snap.evaluate("raising-eq", Subject("u", {"a": Hostile()})) for _ in range(50)]
+    assert {(d.variant, d.reason) for d in decisions} == {("off", Reason.DEFAULT)}
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1, lines
+    assert "flag 'raising-eq'" in lines[0]
+    assert "equals" in lines[0]
+    assert "boom" in lines[0]
+    assert caplog.records[0].exc_info is None  # no traceback
 
 
 def test_booleans_are_not_numbers_in_equals_and_in() -> None:

@@ -22,6 +22,7 @@ from rampup import Reason, Subject
 from rampup._request import Runtime, Settings
 from rampup._signing import (
     MAX_ENTRIES,
+    MAX_TTL,
     MAX_VALUE,
     baggage_value,
     derive_keys,
@@ -40,8 +41,8 @@ from rampup.overrides import (
 )
 from rampup.wsgi import RampupMiddleware, WSGIView
 
-SECRET = "qa-secret-0123456789abcdef"
-OLD = "old-secret-0123456789abcdef"
+SECRET = "qa-secret-0123456789abcdef-0123456789"
+OLD = "old-secret-0123456789abcdef-0123456789"
 NOW = 1_800_000_000.0
 KEYS = derive_keys(SECRET)
 
@@ -242,14 +243,15 @@ def test_signed_but_malformed_payload_refused() -> None:
 
 
 def test_subject_binding() -> None:
-    """A bound token serves only the subject it names."""
+    """A bound token serves only the subject it names; presented by another subject it is
+    refused, and the report saying so is shown (the token is authentic)."""
     tok = token("button=green", subject="qa-1")
     mine = read_values([(tok, "header")], SNAP, KEYS, now=NOW, subject="qa-1")
     assert dict(mine.served) == {"button": "green"}
     assert mine.authorized is True
     other = read_values([(tok, "header")], SNAP, KEYS, now=NOW, subject="someone")
     assert not other.served
-    assert other.authorized is False
+    assert other.authorized is True
     assert [o.reason for o in other.outcomes] == ["bound to another subject"]
 
 
@@ -796,3 +798,137 @@ def test_cli_sign_check_and_explain(tmp_path: Path) -> None:
     assert data["override"]["honoured"] is True
     r = run_cli("explain", str(path), "button", "--override", tok)
     assert "refused: signed override, but no secret" in r.stdout
+
+
+# -- limits: maximum lifetime, minimum secret length, bound tokens reported (issue 12) ------
+MAKE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def test_verify_refuses_a_token_living_longer_than_the_maximum() -> None:
+    """A token from sign() expiring in a year is refused; one at the 30-day cap is accepted."""
+    long_lived = sign("button=green", int(NOW + 365 * 86400), SECRET)
+    token, why = verify(long_lived, KEYS, NOW)
+    assert token is None
+    assert why == "lives too long (expires in 365 days; max 30 days)"
+    ok, why = verify(sign("button=green", int(NOW + MAX_TTL), SECRET), KEYS, NOW)
+    assert ok is not None
+    assert why == ""
+
+
+def test_max_lifetime_is_configurable() -> None:
+    """override_max_ttl lowers (or raises) the cap the middleware applies."""
+    tok = sign("button=green", int(time.time()) + 7200, SECRET)
+    strict = RampupMiddleware(
+        flag_app("button"), FLAGS, override_secret=SECRET, override_max_ttl=3600
+    )
+    _, headers, body = wsgi_get(strict, x_rampup_override=tok)
+    assert body == b"button=blue/DEFAULT"
+    assert "x-rampup-overrides" not in headers  # not authentic enough to earn the report
+    assert verify(tok, KEYS, time.time(), 3600)[1].endswith("; max 3600 seconds)")
+    lenient = RampupMiddleware(flag_app("button"), FLAGS, override_secret=SECRET)
+    _, _, body = wsgi_get(lenient, x_rampup_override=tok)
+    assert body == b"button=green/OVERRIDE"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"override_secret": "short"},
+        {"override_secret": (SECRET, "old-and-short")},
+        {"overrides": "signed", "framework_secret": "short-framework-secret"},
+    ],
+)
+def test_short_secret_refused_in_production(options: dict[str, object]) -> None:
+    """A secret under 32 bytes fails at start-up outside debug mode, saying how to make one."""
+    with pytest.raises(ValueError, match="at least 32") as info:
+        reader_for(Settings.from_options(options))
+    assert MAKE in str(info.value)
+
+
+def test_short_secret_allowed_with_a_warning_in_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """In debug mode a short secret works, with a warning that says how to make a real one."""
+    caplog.set_level(logging.WARNING, logger="rampup")
+    reader = reader_for(Settings.from_options({"override_secret": "short", "debug": True}))
+    assert reader is not None
+    assert reader.keys == derive_keys("short")
+    assert any(MAKE in r.getMessage() for r in caplog.records)
+
+
+def test_short_framework_secret_turns_signed_overrides_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A short SECRET_KEY (not chosen for overrides) does not break the app: under the default
+    policy overrides are off, with an error saying why and how to make a secret."""
+    caplog.set_level(logging.ERROR, logger="rampup")
+    assert reader_for(Settings.from_options({"framework_secret": "s3cret"})) is None
+    assert any("signed overrides are off" in r.getMessage() for r in caplog.records)
+
+
+def test_token_bound_to_another_subject_is_reported() -> None:
+    """A valid token bound to another subject is refused, and the report header says so (its
+    holder has an authentic token, so the reason is shown, as for any signed override)."""
+    app = RampupMiddleware(flag_app("button"), FLAGS, override_secret=SECRET)
+    tok = sign("button=green", int(time.time()) + 3600, SECRET, subject="qa-1")
+    _, headers, body = wsgi_get(app, x_rampup_override=tok)
+    assert body == b"button=blue/DEFAULT"
+    report = headers["x-rampup-overrides"]
+    assert len(report) == 1
+    assert report[0].startswith("refused token v1.")
+    assert report[0].endswith("(header, signed): bound to another subject")
+
+
+def test_bound_token_still_serves_its_subject() -> None:
+    """Binding still works for the subject named in the token."""
+    tok = sign("button=green", int(NOW + 60), SECRET, subject="qa-1")
+    state = read_values([(tok, "header")], SNAP, KEYS, now=NOW, subject="qa-1")
+    assert dict(state.served) == {"button": "green"}
+    assert rampup.load(FLAGS).flags["button"].overridable
+
+
+def test_cli_sign_warns_about_a_short_secret() -> None:
+    """`rampup sign` with a secret under 32 bytes still mints the token (a debug app accepts
+    it) but warns that a production app refuses it, with the command that makes one."""
+    r = run_cli("sign", "button=green", env={"RAMPUP_OVERRIDE_SECRET": "short"})
+    assert r.returncode == 0, r.stderr
+    assert "shorter than 32 bytes" in r.stderr
+    assert MAKE in r.stderr
+    long_enough = run_cli("sign", "button=green", env={"RAMPUP_OVERRIDE_SECRET": SECRET})
+    assert long_enough.stderr == ""
+
+
+def test_asgi_learning_production_mode_with_a_short_secret_serves_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ASGI without debug= learns the mode at the first request; a short secret found to be
+    in production then turns overrides off with an error, and the request is served."""
+    import asyncio
+
+    from rampup.asgi import RampupMiddleware as ASGIMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = str(rampup.flags.variant("button")).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    mw = ASGIMiddleware(app, flags=FLAGS, watch=False, override_secret="short")
+    tok = sign("button=green", int(time.time()) + 600, "short")
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"x-rampup-override", tok.encode())],
+    }
+    caplog.set_level(logging.ERROR, logger="rampup")
+    asyncio.run(mw(scope, receive, send))
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"blue"
+    assert any("overrides are off" in r.getMessage() for r in caplog.records)

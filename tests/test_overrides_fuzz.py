@@ -20,7 +20,7 @@ from rampup.subject import parse_cookies
 from rampup.types import Message, Receive, Scope, Send
 from rampup.wsgi import RampupMiddleware as WSGIMiddleware
 
-SECRET = "fuzz-secret-0123456789abcdef"
+SECRET = "fuzz-secret-0123456789abcdef-0123456789"
 KEYS = derive_keys(SECRET)
 FLAGS: dict[str, Any] = {
     "version": 1,
@@ -122,7 +122,11 @@ CONFIGS: list[dict[str, Any]] = [
     {"override_secret": SECRET},
     {"override_secret": SECRET, "debug": True, "override_query_param": "qa"},
     {"overrides": "open", "debug": True, "override_baggage": True, "override_query_param": "qa"},
-    {"overrides": "signed", "override_secret": (SECRET, "old"), "override_baggage": True},
+    {
+        "overrides": "signed",
+        "override_secret": (SECRET, "old-fuzz-secret-0123456789abcdef-0123"),
+        "override_baggage": True,
+    },
 ]
 WSGI_APPS: list[WSGIMiddleware] = []
 ASGI_APPS: list[ASGIMiddleware] = []

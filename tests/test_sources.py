@@ -20,6 +20,7 @@ from rampup.sources import FileSource, StaticSource, as_source
 from rampup.wsgi import WSGIView
 
 INTERVAL = 0.05
+SETTLE = 0.1  # a changed file must stay the same this long (the default, 1 s, slows the suite)
 DEADLINE = 10.0  # generous bound for a loaded 2-core machine; the loop exits as soon as true
 
 
@@ -61,7 +62,7 @@ def flag_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def source(flag_path: Path) -> Iterator[FileSource]:
-    s = FileSource(flag_path, interval=INTERVAL)
+    s = FileSource(flag_path, interval=INTERVAL, settle=SETTLE)
     yield s
     s.close()
 
@@ -138,7 +139,7 @@ def test_request_in_flight_keeps_its_snapshot(flag_path: Path, source: FileSourc
 
 def test_close_stops_the_watcher(flag_path: Path) -> None:
     """close() ends the watcher thread; later edits are ignored until reload()."""
-    source = FileSource(flag_path, interval=INTERVAL)
+    source = FileSource(flag_path, interval=INTERVAL, settle=SETTLE)
     thread = source._thread
     assert thread is not None
     source.close()
@@ -224,7 +225,7 @@ def _reap(pid: int) -> int:
 def test_watcher_is_a_daemon_and_ends_with_its_source(flag_path: Path) -> None:
     """The watcher never keeps a process alive, nor its source: it ends once the source is
     garbage collected."""
-    source = FileSource(flag_path, interval=INTERVAL)
+    source = FileSource(flag_path, interval=INTERVAL, settle=SETTLE)
     thread = source._thread
     assert thread is not None
     assert thread.daemon

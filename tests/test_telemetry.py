@@ -627,9 +627,12 @@ def test_no_override_means_no_baggage_entry(otel: Otel) -> None:
 def test_a_signed_override_travels_signed(otel: Otel) -> None:
     """A valid signed token the request carried is forwarded as such, and a downstream that
     accepts only signed overrides (same secret) honours it."""
-    token = sign("new-checkout=on", int(time.time()) + 600, "s3cret")
+    token = sign("new-checkout=on", int(time.time()) + 600, "s3cret-0123456789abcdef-0123456789")
     app = wsgi_stack(
-        otel, RampupTelemetry(baggage="overrides"), overrides="signed", override_secret="s3cret"
+        otel,
+        RampupTelemetry(baggage="overrides"),
+        overrides="signed",
+        override_secret="s3cret-0123456789abcdef-0123456789",
     )
     _, body, environ = get(
         app, path="/outbound", user="user-1", headers={"X-Rampup-Override": token}
@@ -639,19 +642,30 @@ def test_a_signed_override_travels_signed(otel: Otel) -> None:
     carried = baggage.get_baggage("rampup.override", propagate.extract(outbound))
     assert isinstance(carried, str)
     assert carried.split(",")[0] == token
-    signed_only = _downstream(overrides="signed", override_secret="s3cret")
-    assert get(signed_only, headers=outbound)[1] == b"on"
-    assert get(_downstream(overrides="signed", override_secret="other"), headers=outbound)[1] == (
-        b"off"
+    signed_only = _downstream(
+        overrides="signed", override_secret="s3cret-0123456789abcdef-0123456789"
     )
+    assert get(signed_only, headers=outbound)[1] == b"on"
+    assert get(
+        _downstream(overrides="signed", override_secret="other-0123456789abcdef-0123456789"),
+        headers=outbound,
+    )[1] == (b"off")
 
 
 def test_a_subject_bound_token_is_not_forwarded(otel: Otel) -> None:
     """A token bound to a subject names that subject: it is not forwarded; the plain
     flag=variant entry goes instead."""
-    token = sign("new-checkout=on", int(time.time()) + 600, "s3cret", subject="user-1")
+    token = sign(
+        "new-checkout=on",
+        int(time.time()) + 600,
+        "s3cret-0123456789abcdef-0123456789",
+        subject="user-1",
+    )
     app = wsgi_stack(
-        otel, RampupTelemetry(baggage="overrides"), overrides="signed", override_secret="s3cret"
+        otel,
+        RampupTelemetry(baggage="overrides"),
+        overrides="signed",
+        override_secret="s3cret-0123456789abcdef-0123456789",
     )
     _, body, environ = get(
         app, path="/outbound", user="user-1", headers={"X-Rampup-Override": token}

@@ -6,11 +6,14 @@ text, since tomllib and json do not report positions of valid values.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import json
 import os
 import re
 import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["MAX_BYTES", "SUFFIXES", "locate", "read"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_EXPANSION",
+    "SUFFIXES",
+    "Locator",
+    "decode",
+    "locate",
+    "read",
+    "read_bytes",
+    "write_atomic",
+]
 
 #: Flag files are reviewed by people; anything this large is a mistake, not a flag file.
 MAX_BYTES = 10 * 1024 * 1024
@@ -41,13 +55,43 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
+    """Write a flag file so that a watcher never reads half of it: write a temporary file in
+    the same directory, flush it to disk, then rename it over ``path`` (atomic on POSIX and
+    on Windows for files on one volume). Every rampup writer of flag files uses this."""
+    target = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if target.exists():  # keep the file's permissions, not mkstemp's 0600
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
     """(data, text, problem): parse the file at ``path``; on failure data is None."""
+    raw, problem = read_bytes(path)
+    if problem is not None:
+        return None, "", problem
+    assert raw is not None
+    return decode(raw, str(path))
+
+
+def read_bytes(path: str | os.PathLike[str]) -> tuple[bytes | None, Problem | None]:
+    """The bytes of the flag file at ``path`` (at most :data:`MAX_BYTES`), or a problem."""
     p = Path(path)
     name = str(path)
 
-    def fail(message: str, hint: str = "", line: int | None = None) -> tuple[None, str, Problem]:
-        return None, "", Problem(name, "", message, hint=hint, line=line)
+    def fail(message: str, hint: str = "") -> tuple[None, Problem]:
+        return None, Problem(name, "", message, hint=hint)
 
     suffix = p.suffix.lower()
     try:
@@ -75,19 +119,32 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
                 f"unsupported file type {suffix or '(none)'!r}",
                 hint=f"use one of {', '.join(SUFFIXES)}",
             )
-        return fail("file not found", hint="check the path and the cwd")
+        return fail(
+            f"file not found (looked for {p.absolute()})", hint="check the path and the cwd"
+        )
     except OSError as exc:
         return fail(f"cannot read file: {exc.strerror or exc}")
     if len(raw) > MAX_BYTES:  # grew between stat and read
         return fail(f"file is larger than {MAX_BYTES:,} bytes")
+    return raw, None
+
+
+def decode(raw: bytes, name: str) -> tuple[Any, str, Problem | None]:
+    """(data, text, problem): parse the bytes of the flag file ``name`` (its suffix says how)."""
     if b"\x00" in raw:
-        return fail("file contains NUL bytes: not a text flag file")
+        return None, "", Problem(name, "", "file contains NUL bytes: not a text flag file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return fail(
-            f"file is not UTF-8 text (bad byte at offset {exc.start})",
-            line=raw[: exc.start].count(b"\n") + 1,
+        return (
+            None,
+            "",
+            Problem(
+                name,
+                "",
+                f"file is not UTF-8 text (bad byte at offset {exc.start})",
+                line=raw[: exc.start].count(b"\n") + 1,
+            ),
         )
     if not text.strip():
         empty = Problem(
@@ -97,7 +154,7 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, str, Problem | None]:
             hint="a flag file holds a `flags` table; README 'The flag file' has an example",
         )
         return None, text, empty
-    data, problem = parse(text, suffix, name)
+    data, problem = parse(text, Path(name).suffix.lower(), name)
     return data, text, problem
 
 
@@ -150,57 +207,231 @@ def _parse(text: str, suffix: str, name: str) -> tuple[Any, Problem | None]:
 
 
 _YAML_LOADER: Any = None
+#: Aliases (``*name``) one YAML document may use: a flag file needs a few, a bomb needs many.
+MAX_YAML_ALIASES = 1000
+#: Nodes the aliases of one document may add when expanded: ``&a [x, x, ...]`` referenced
+#: nine times per level, eight levels deep, is 438 bytes for 9^8 strings.
+MAX_YAML_EXPANSION = 100_000
 
 
 def _yaml_loader() -> Any:
-    """yaml.SafeLoader reading only true/false as booleans (as YAML 1.2 does).
+    """yaml.SafeLoader reading only true/false as booleans (as YAML 1.2 does), refusing
+    duplicate keys, and bounding what aliases may expand to.
 
     YAML 1.1 reads bare on/off/yes/no as booleans, which would turn ``serve: on`` and
     ``split: {on: 5, off: 95}`` into True/False instead of the variants ``on`` and ``off``.
     """
     global _YAML_LOADER
     if _YAML_LOADER is None:
-        import yaml
-
-        bool_tag = "tag:yaml.org,2002:bool"
-
-        class Loader(yaml.SafeLoader):
-            pass
-
-        Loader.yaml_implicit_resolvers = {
-            first: [(tag, rx) for tag, rx in resolvers if tag != bool_tag]
-            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-        }
-        Loader.add_implicit_resolver(
-            bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-        )
-        _YAML_LOADER = Loader
+        _YAML_LOADER = _build_yaml_loader()
     return _YAML_LOADER
 
 
-def _key_pattern(part: str) -> re.Pattern[str]:
-    q = re.escape(part)
-    # The key as TOML (bare, quoted, dotted or in a [table.header]), JSON or YAML writes it.
-    return re.compile(rf"""(?:^|[\s{{,.\[])(?:"{q}"|'{q}'|{q})\s*(?:[=:\].]|$)""", re.M)
+def _build_yaml_loader() -> Any:
+    import yaml
+
+    bool_tag = "tag:yaml.org,2002:bool"
+    merge_tag = "tag:yaml.org,2002:merge"
+
+    class Loader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_YAML_ALIASES:
+                    raise yaml.composer.ComposerError(
+                        None,
+                        None,
+                        f"more than {MAX_YAML_ALIASES:,} aliases (*name): refused, a flag file "
+                        "does not need that many",
+                        self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                    )
+            return super().compose_node(parent, index)
+
+        def construct_document(self, node: Any) -> Any:
+            _check_expansion(node, yaml)
+            return super().construct_document(node)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: set[Any] = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == merge_tag:  # `<<: *base` may be overridden: not a dup
+                        continue
+                    key = self.construct_object(key_node, deep=deep)
+                    try:
+                        dup = key in seen
+                        seen.add(key)
+                    except TypeError:  # unhashable: SafeLoader refuses it below
+                        continue
+                    if dup:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"duplicate key {_short_text(key)} (the second would silently "
+                            "replace the first)",
+                            key_node.start_mark,
+                        )
+            return super().construct_mapping(node, deep)
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != bool_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    return Loader
+
+
+def _short_text(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_expansion(root: Any, yaml: Any) -> None:
+    """Refuse a node graph whose aliases expand past :data:`MAX_YAML_EXPANSION` nodes, or
+    into a cycle. One iterative walk, each distinct node sized once (no recursion limit)."""
+    size: dict[int, int] = {}
+    distinct = 0
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    visiting: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            if key not in size:
+                size[key] = 1
+                distinct += 1
+            continue
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        if done:
+            visiting.discard(key)
+            total = 1 + sum(size[id(c)] for c in children)
+            distinct += 1
+            size[key] = total
+            if total > distinct + MAX_YAML_EXPANSION:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"aliases expand this document past {MAX_YAML_EXPANSION:,} extra values: "
+                    "refused (an alias bomb?)",
+                    node.start_mark,
+                )
+            continue
+        if key in size:
+            continue
+        if key in visiting:
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to a value that contains it", node.start_mark
+            )
+        visiting.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+
+
+# A key as TOML (bare, quoted, dotted or in a [table.header]), JSON or YAML writes it: after a
+# line start, blank, `{`, `,`, `.` or `[`, and followed by `=`, `:`, `]`, `.` or the line's end.
+_KEY_TOKEN = re.compile(
+    r"""(?:^|(?<=[\s{,.\[]))"""
+    r"""(?:"([^"\n]*)"|'([^'\n]*)'|([^\s{},\[\]=:"'#]+))"""
+    r"""[ \t]*([=:\].]|$)""",
+    re.M,
+)
+
+
+class _Index:
+    """Every key written in a text, found in one pass: key -> (offsets, value offsets)."""
+
+    __slots__ = ("items", "keys", "lines")
+
+    def __init__(self, text: str) -> None:
+        keys: dict[str, tuple[list[int], list[int | None]]] = {}
+
+        def add(key: str, start: int, after: int | None) -> None:
+            starts, afters = keys.setdefault(key, ([], []))
+            starts.append(start)
+            afters.append(after)
+
+        for m in _KEY_TOKEN.finditer(text):
+            after = m.end() if m[4] in ("=", ":") else None
+            bare = m[3]
+            if bare is None:
+                add(m[1] if m[1] is not None else m[2], m.start(), after)
+                continue
+            add(bare, m.start(), after)
+            if "." in bare:  # each part of a dotted key (a.b.c = 1) is a key too
+                offset = m.start()
+                parts = bare.split(".")
+                for n, part in enumerate(parts):
+                    if part:
+                        add(part, offset, after if n == len(parts) - 1 else None)
+                    offset += len(part) + 1
+        self.keys = keys
+        self.lines = [0, *(m.end() for m in re.finditer("\n", text))]
+        self.items: dict[tuple[int, int], int | None] = {}
+
+    def find(self, key: str, pos: int, nth: int) -> tuple[int, int | None] | None:
+        """The ``nth`` occurrence of ``key`` after ``pos``: (offset, value offset or None)."""
+        found = self.keys.get(key)
+        if found is None:
+            return None
+        starts, afters = found
+        i = bisect.bisect_left(starts, pos) + nth - 1
+        return (starts[i], afters[i]) if i < len(starts) else None
+
+    def line(self, offset: int) -> int:
+        return bisect.bisect_right(self.lines, offset)
+
+
+class Locator:
+    """Finds the lines of many paths in one text, indexing its keys once (in one pass) so that
+    locating every problem of a file stays linear in its size. Dropped with the load."""
+
+    __slots__ = ("_index", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._index: _Index | None = None
+
+    def locate(self, path: list[str | int], nth: int = 1) -> int | None:
+        """See :func:`locate`."""
+        if not self.text:
+            return None
+        if self._index is None:
+            self._index = _Index(self.text)
+        return _locate(self.text, self._index, path, nth)
 
 
 def locate(text: str, path: list[str | int], nth: int = 1) -> int | None:
     """The 1-based line where ``path`` (e.g. ``["flags", "x", "rules", 1, "serve"]``) is
-    written, found by searching each key after the previous one; None if not found.
+    written, found by looking each key up after the previous one; None if not found.
 
     A list index moves to that element: of an inline array (``[ ... ]`` in TOML, JSON or YAML),
     of a YAML block sequence (``- ...`` lines), or the matching ``[[a.b.c]]`` header of a TOML
     array of tables. Best effort: it finds what people write, not every layout the formats allow.
+    One call indexes the whole text: to locate many paths, use one :class:`Locator`.
     """
-    if not text:
-        return None
+    return Locator(text).locate(path, nth)
+
+
+def _locate(text: str, index: _Index, path: list[str | int], nth: int) -> int | None:
     pos = 0
     found: int | None = None
     keys: list[str] = []
     after: int | None = None  # just past the last key's `=` or `:`, where its value starts
     for i, part in enumerate(path):
         if isinstance(part, int):
-            item = _nth_item(text, after, part) if after is not None else None
+            item = None
+            if after is not None:
+                item = index.items.get((after, part), -1)
+                if item == -1:
+                    item = index.items[(after, part)] = _nth_item(text, after, part)
             if item is None and keys:
                 item = _nth_header(text, text.rfind("\n", 0, pos) + 1, keys, part)
             if item is not None:
@@ -208,19 +439,14 @@ def locate(text: str, path: list[str | int], nth: int = 1) -> int | None:
             after = None
             continue
         keys.append(part)
-        pattern = _key_pattern(part)
-        m = pattern.search(text, pos)
-        for _ in range(nth - 1 if i == len(path) - 1 else 0):
-            if m is None:
-                break
-            m = pattern.search(text, m.end())
-        if m is None:
+        hit = index.find(part, pos + (found is not None), nth if i == len(path) - 1 else 1)
+        if hit is None:
             break
-        pos = found = m.start() + 1
-        after = m.end() if text[m.end() - 1 : m.end()] in ("=", ":") else None
+        pos, after = hit
+        found = pos
     if found is None:
         return None
-    return text.count("\n", 0, found) + 1
+    return index.line(found)
 
 
 def _nth_item(text: str, start: int, n: int) -> int | None:

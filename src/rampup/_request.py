@@ -72,6 +72,8 @@ class Settings:
     override_report_header: str = "X-Rampup-Overrides"
     #: also read overrides from incoming W3C baggage (``rampup.override``), under the same policy
     override_baggage: bool = False
+    #: longest lifetime, in seconds, a signed override may have left (default 30 days)
+    override_max_ttl: int = 30 * 24 * 3600
     #: the app runs in debug mode (adapters fill it from the framework when not given)
     debug: bool | None = None
     #: listeners told of each decision and request (telemetry is one)
@@ -222,7 +224,11 @@ class Runtime:
         from .overrides import reader_for
 
         self.settings = dataclasses.replace(self.settings, debug=debug)
-        self.overrides = reader_for(self.settings)
+        try:
+            self.overrides = reader_for(self.settings)
+        except ValueError as exc:  # a short secret, found out of debug mode at a request:
+            log.error("%s; overrides are off", exc)  # refuse overrides, never the request
+            self.overrides = None
         self.eager_headers = bool(getattr(self.overrides, "eager", False))
 
     def open(self, request: Any, view: Callable[[Any], RequestView] | RequestView) -> RequestFlags:

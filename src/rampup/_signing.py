@@ -31,13 +31,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
-from .config import _KEY, _VARIANT
+from .config import KEY_PATTERN, VARIANT_PATTERN
 from .engine import Snapshot
 
 __all__ = [
     "BAGGAGE_KEY",
+    "MAKE_SECRET",
     "MAX_ENTRIES",
+    "MAX_TTL",
     "MAX_VALUE",
+    "MIN_SECRET_BYTES",
     "PREFIX",
     "Outcome",
     "Reading",
@@ -46,6 +49,7 @@ __all__ = [
     "derive_key",
     "derive_keys",
     "parse_entry",
+    "short_secrets",
     "sign",
     "verify",
 ]
@@ -68,6 +72,13 @@ _B64 = re.compile(r"^[A-Za-z0-9_-]+$")
 _MAC_LEN = 43
 #: the subject key cap of rampup.subject.MAX_KEY
 _MAX_SUBJECT = 256
+#: The longest lifetime a token may have left: a signed override should outlive a test
+#: session, not a release. ``rampup sign --ttl`` caps at it; ``verify`` refuses longer ones.
+MAX_TTL = 30 * 24 * 3600
+#: Secrets shorter than this are refused outside debug mode: a 1-character secret was
+#: recovered from one token in under 1 ms. ``secrets.token_urlsafe(32)`` gives 43 characters.
+MIN_SECRET_BYTES = 32
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +105,21 @@ def derive_keys(secrets: str | bytes | Iterable[str | bytes] | None) -> tuple[by
     return tuple(derive_key(s) for s in secrets if isinstance(s, str | bytes) and s)
 
 
+def short_secrets(secrets: str | bytes | Iterable[str | bytes] | None) -> list[int]:
+    """The lengths in bytes of the configured secrets shorter than :data:`MIN_SECRET_BYTES`."""
+    if secrets is None:
+        return []
+    if isinstance(secrets, str | bytes):
+        secrets = (secrets,)
+    out = []
+    for s in secrets:
+        if isinstance(s, str | bytes) and s:
+            n = len(s.encode("utf-8") if isinstance(s, str) else s)
+            if n < MIN_SECRET_BYTES:
+                out.append(n)
+    return out
+
+
 def _b64encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -117,8 +143,11 @@ def sign(overrides: str, expires: int, secret: str, subject: str | None = None) 
     return f"{signed_part}.{_b64encode(_mac(derive_key(secret), signed_part))}"
 
 
-def verify(token: str, keys: tuple[bytes, ...], now: float) -> tuple[Token | None, str]:
-    """``(Token, "")`` when ``token`` is authentic and unexpired, else ``(None, reason)``.
+def verify(
+    token: str, keys: tuple[bytes, ...], now: float, max_ttl: int = MAX_TTL
+) -> tuple[Token | None, str]:
+    """``(Token, "")`` when ``token`` is authentic, unexpired and expires within ``max_ttl``
+    seconds of ``now``, else ``(None, reason)``.
 
     Every key is tried (rotation: sign with the new secret, keep the old one configured until
     its tokens expire), each with :func:`hmac.compare_digest`.
@@ -156,7 +185,18 @@ def verify(token: str, keys: tuple[bytes, ...], now: float) -> tuple[Token | Non
         return None, "malformed token payload"
     if expires <= now:
         return None, f"expired {int(now - expires)}s ago"
+    if expires - now > max_ttl:
+        # A leaked token must not work forever: sign() can mint any expiry, this cannot.
+        return None, f"lives too long (expires in {_span(expires - now)}; max {_span(max_ttl)})"
     return Token(overrides, expires, subject), ""
+
+
+def _span(seconds: float) -> str:
+    """``3 days``, ``5 hours`` or ``90 seconds``: a lifetime as a person reads it."""
+    for unit, size in (("days", 86400), ("hours", 3600)):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +232,7 @@ def parse_entry(item: str) -> tuple[str, str] | str:
         return "non-ASCII or control characters"
     flag, sep, variant = item.partition("=")
     flag, variant = flag.strip(), variant.strip()
-    if not sep or not _KEY.match(flag) or not _VARIANT.match(variant):
+    if not sep or not KEY_PATTERN.match(flag) or not VARIANT_PATTERN.match(variant):
         return "malformed (expected flag=variant)"
     return flag, variant
 
@@ -216,7 +256,15 @@ _UNSIGNED = "unsigned (this app requires signed overrides: see `rampup sign`)"
 class Reading:
     """Reads the override values of one request, in precedence order, into outcomes."""
 
-    __slots__ = ("allow_unsigned", "keys", "now", "outcomes", "subject_key", "tokens")
+    __slots__ = (
+        "allow_unsigned",
+        "keys",
+        "max_ttl",
+        "now",
+        "outcomes",
+        "subject_key",
+        "tokens",
+    )
 
     def __init__(
         self,
@@ -224,13 +272,16 @@ class Reading:
         allow_unsigned: bool,
         now: float,
         subject_key: Callable[[], str | None],
+        max_ttl: int = MAX_TTL,
     ) -> None:
         self.keys = keys
+        self.max_ttl = max_ttl
         self.allow_unsigned = allow_unsigned
         self.now = now
         self.subject_key = subject_key  # called only for tokens bound to a subject
         self.outcomes: list[Outcome] = []
-        #: valid signed tokens read: one makes the request authorized to see the report
+        #: authentic signed tokens read (bound to this subject or to another): one makes the
+        #: request authorized to see the report, which then says why a bound token was refused
         self.tokens = 0
 
     def add(self, value: str, source: str) -> tuple[int, int, int | None]:
@@ -249,8 +300,10 @@ class Reading:
                 out.append(Outcome("=".join(parsed), source, why, False, *parsed))
                 good, bad = (good + 1, bad) if why is None else (good, bad + 1)
                 continue
-            token, why = verify(item, self.keys, self.now)
+            token, why = verify(item, self.keys, self.now, self.max_ttl)
             if token is not None and token.subject not in (None, self.subject_key()):
+                # Authentic, so its holder may read why it was refused (nothing secret in it).
+                self.tokens += 1
                 token, why = None, "bound to another subject"
             if token is None:
                 out.append(Outcome(f"token {show(item, 20)}", source, why, signed=True))

@@ -8,11 +8,9 @@ one :class:`~rampup.errors.ConfigError`, so one edit-check cycle fixes them all.
 from __future__ import annotations
 
 import difflib
-import gc
 import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timezone
 from typing import Any
 
@@ -22,7 +20,7 @@ from .errors import ConfigError, Problem
 from .model import BUCKETS, Condition, Flag, RampStep, Rule, Segment, Split, Variant
 from .operators import OPERATORS, check_value
 
-__all__ = ["load", "parse_weights"]
+__all__ = ["KEY_PATTERN", "VARIANT_PATTERN", "load", "load_bytes", "parse_weights"]
 
 _TOP = {"version", "flags", "segments"}
 _FLAG = {"description", "variants", "default", "rules", "killed", "overridable", "salt"}
@@ -30,38 +28,60 @@ _RULE = {"description", "segments", "conditions", "serve", "split", "ramp", "buc
 _SEGMENT = {"description", "keys", "conditions"}
 _CONDITION = {"attribute", "op", "value"}
 _STEP = {"from", "split"}
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-_VARIANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: What a flag or segment key may be (also checked on override entries by ``_signing``).
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+#: What a variant name may be.
+VARIANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> Snapshot:
     """Load, validate and compile flags from a file path or an in-memory mapping.
 
     Files are TOML, JSON or YAML (``rampup[yaml]``), chosen by extension. Raises
-    :class:`~rampup.ConfigError` listing every problem found.
+    :class:`~rampup.ConfigError` listing every problem found, and only that, whatever the
+    document holds. Time and memory are bounded by the file's size (at most
+    :data:`rampup._files.MAX_BYTES`): YAML aliases may add at most
+    ``MAX_YAML_EXPANSION`` values, messages show values cut short without building them whole,
+    and problems are located in one pass over the text.
     """
-    with _no_gc():
-        if isinstance(source, Mapping):
-            return _Loader("<mapping>", "").build(source)
-        name = os.fspath(source)
-        data, text, problem = _files.read(name)
+    if isinstance(source, Mapping):
+        return _guarded("<mapping>", lambda: _Loader("<mapping>", "").build(source))
+    name = os.fspath(source)
+
+    def from_file() -> Snapshot:
+        raw, problem = _files.read_bytes(name)
         if problem is not None:
             raise ConfigError([problem])
-        return _Loader(name, text).build(data)
+        assert raw is not None
+        return _build(raw, name)
+
+    return _guarded(name, from_file)
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic GC while a snapshot is built: it allocates many objects that all stay
-    alive, so collections find nothing and cost most of the load time (a 10,000-flag file
-    loads in about half the time). Reference counting still frees garbage meanwhile."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+def load_bytes(raw: bytes, name: str) -> Snapshot:
+    """Load flags from the bytes of a flag file called ``name`` (its suffix picks the format),
+    as :func:`load` does: what a watcher read and checked is exactly what gets parsed."""
+    return _guarded(name, lambda: _build(raw, name))
+
+
+def _build(raw: bytes, name: str) -> Snapshot:
+    data, text, problem = _files.decode(raw, name)
+    if problem is not None:
+        raise ConfigError([problem])
+    return _Loader(name, text).build(data)
+
+
+def _guarded(name: str, build: Callable[[], Snapshot]) -> Snapshot:
     try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+        return build()
+    except ConfigError:
+        raise
+    except (Exception, RecursionError, MemoryError) as exc:
+        # A hostile document must not escape as a traceback (a watcher thread would log one
+        # per poll): whatever the parsers or the checks raise becomes a problem of this file.
+        raise ConfigError(
+            [Problem(name, "", f"cannot be loaded: {type(exc).__name__}: {str(exc)[:200]}")]
+        ) from None
 
 
 def parse_weights(raw: Any) -> tuple[tuple[tuple[str, int], ...], str | None]:
@@ -74,7 +94,7 @@ def parse_weights(raw: Any) -> tuple[tuple[tuple[str, int], ...], str | None]:
     out: list[tuple[str, int]] = []
     for name, w in raw.items():
         if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w <= 100:
-            return (), f"weight of {name!r} must be a number from 0 to 100, got {w!r}"
+            return (), f"weight of {name!r} must be a number from 0 to 100, got {_short(w)}"
         bp = round(w * 100)
         if abs(bp - w * 100) > 1e-6:
             return (), f"weight of {name!r} ({w}) is finer than 0.01 %"
@@ -89,18 +109,19 @@ class _Loader:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.text = text
+        self.locator = _files.Locator(text)  # indexes the text at the first problem only
         self.problems: list[Problem] = []
 
     # -- reporting ---------------------------------------------------------------------------
     def problem(self, path: list[str | int], message: str, hint: str = "") -> None:
         where = ".".join(
-            f"[{p}]" if isinstance(p, int) else (p if _KEY.match(p) or not p else repr(p))
+            f"[{p}]" if isinstance(p, int) else (p if KEY_PATTERN.match(p) or not p else repr(p))
             for p in path
         ).replace(".[", "[")
         # A missing field is not written anywhere: point at its table, not at the next
         # table's field of the same name.
         where_written = path[:-1] if message == "missing" else path
-        line = _files.locate(self.text, where_written) if self.text else None
+        line = self.locator.locate(where_written)
         self.problems.append(Problem(self.file, where, message, hint, line))
 
     def unknown_fields(
@@ -108,7 +129,7 @@ class _Loader:
     ) -> None:
         for k in table:
             if k not in known:
-                close = difflib.get_close_matches(str(k), sorted(known), n=1)
+                close = _close(k, sorted(known))
                 hint = (
                     f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known))}"
                 )
@@ -135,7 +156,9 @@ class _Loader:
             version = data.get("version", 1)
             if version != 1:
                 self.problem(
-                    ["version"], f"unsupported version {version!r}", "this rampup reads version 1"
+                    ["version"],
+                    f"unsupported version {_short(version)}",
+                    "this rampup reads version 1",
                 )
             raw_segments = data.get("segments", {})
             if self.expect(["segments"], raw_segments, Mapping, "a table of segments"):
@@ -162,7 +185,7 @@ class _Loader:
     def segment(self, name: str, raw: Any) -> Segment | None:
         path: list[str | int] = ["segments", name]
         n = len(self.problems)
-        if not _KEY.match(name):
+        if not KEY_PATTERN.match(name):
             self.problem(path, "invalid segment name", "use letters, digits, '-', '_', '.', ':'")
         if not self.expect(path, raw, Mapping, "a table"):
             return None
@@ -192,11 +215,11 @@ class _Loader:
             attr, op = c.get("attribute"), c.get("op")
             ok = self.expect([*p, "attribute"], attr, str, "an attribute name")
             if not isinstance(op, str) or op not in OPERATORS:
-                close = difflib.get_close_matches(str(op), OPERATORS, n=1)
+                close = _close(op, list(OPERATORS))
                 hint = (
                     f"did you mean {close[0]!r}?" if close else "operators: " + ", ".join(OPERATORS)
                 )
-                self.problem([*p, "op"], f"unknown operator {op!r}", hint)
+                self.problem([*p, "op"], f"unknown operator {_short(op)}", hint)
                 continue
             if "value" not in c:
                 if op != "exists":
@@ -215,7 +238,7 @@ class _Loader:
     def flag(self, key: str, raw: Any, raw_segments: Mapping[str, Any]) -> Flag | None:
         path: list[str | int] = ["flags", key]
         n = len(self.problems)
-        if not _KEY.match(key):
+        if not KEY_PATTERN.match(key):
             self.problem(
                 path, "invalid flag key", "use letters, digits, '-', '_', '.', ':' (max 128)"
             )
@@ -271,7 +294,7 @@ class _Loader:
             self.problem(p, "a flag needs at least two variants")
         out, seen = [], set()
         for name, value in pairs:
-            if not isinstance(name, str) or not _VARIANT.match(name):
+            if not isinstance(name, str) or not VARIANT_PATTERN.match(name):
                 self.problem(
                     p,
                     f"invalid variant name {_short(name)}",
@@ -297,7 +320,7 @@ class _Loader:
         if self.expect([*path, "segments"], segs, list, "a list of segment names"):
             for s in segs:
                 if not isinstance(s, str) or s not in raw_segments:
-                    close = difflib.get_close_matches(str(s), [str(k) for k in raw_segments], n=1)
+                    close = _close(s, [str(k) for k in raw_segments])
                     self.problem(
                         [*path, "segments"],
                         f"undefined segment {_short(s)}",
@@ -394,7 +417,7 @@ class _Loader:
             except ValueError:
                 self.problem(
                     path,
-                    f"{raw!r} is not an ISO 8601 date or time",
+                    f"{_short(raw)} is not an ISO 8601 date or time",
                     "e.g. 2026-12-01T09:00:00Z or 2026-12-03",
                 )
                 return None
@@ -414,6 +437,60 @@ class _Loader:
         return None
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _close(word: Any, candidates: list[str]) -> list[str]:
+    """The closest candidate to ``word`` for a "did you mean" hint (a short string only:
+    difflib's cost grows with the length, and a non-string has no useful spelling)."""
+    if not isinstance(word, str) or len(word) > 128:
+        return []
+    return difflib.get_close_matches(word, candidates, n=1)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, built without materialising the whole repr:
+    a YAML alias bomb holds billions of strings behind a few hundred bytes, and a full repr
+    would take seconds with the GIL held (every serving thread stopped)."""
+    parts: list[str] = []
+    _bounded_repr(value, parts, [limit + 1], set())
+    text = "".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _bounded_repr(value: Any, out: list[str], budget: list[int], seen: set[int]) -> None:
+    """Append pieces of ``repr(value)`` to ``out`` until ``budget[0]`` characters are spent."""
+    if budget[0] <= 0:
+        return
+    if isinstance(value, str | bytes):
+        piece = repr(value[: budget[0]])
+    elif isinstance(value, Mapping | list | tuple | set | frozenset):
+        if id(value) in seen:  # a YAML anchor can make a value contain itself
+            piece = "..."
+        else:
+            seen.add(id(value))
+            is_map = isinstance(value, Mapping)
+            open_, close = ("{", "}") if is_map or isinstance(value, set) else "[]"
+            if isinstance(value, tuple):
+                open_, close = "(", ")"
+            out.append(open_)
+            budget[0] -= 1
+            items: Any = value.items() if isinstance(value, Mapping) else value
+            for i, item in enumerate(items):
+                if budget[0] <= 0:
+                    return
+                if i:
+                    out.append(", ")
+                    budget[0] -= 2
+                if is_map:
+                    _bounded_repr(item[0], out, budget, seen)
+                    out.append(": ")
+                    budget[0] -= 2
+                    _bounded_repr(item[1], out, budget, seen)
+                else:
+                    _bounded_repr(item, out, budget, seen)
+            seen.discard(id(value))
+            piece = close
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        piece = f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    else:
+        piece = repr(value)[: budget[0] + 1]
+    out.append(piece)
+    budget[0] -= len(piece)

@@ -36,7 +36,11 @@ def _all_of(preds: list[Predicate]) -> Predicate:
 def compile_segment(seg: Segment) -> Predicate:
     """A segment holds when the key is listed, or when every one of its conditions holds."""
     keys = seg.keys
-    conds = _all_of([compile_condition(c) for c in seg.conditions]) if seg.conditions else None
+    conds = (
+        _all_of([compile_condition(c, f"segment {seg.name!r}") for c in seg.conditions])
+        if seg.conditions
+        else None
+    )
     if keys and conds is not None:
         return lambda s: s.key in keys or conds(s)
     if keys:
@@ -158,7 +162,7 @@ def _compile_rule(
     flag: Flag, rule: Rule, index: int, segments: Mapping[str, Predicate], values: Mapping[str, Any]
 ) -> _CompiledRule:
     preds = [segments[name] for name in rule.segments]
-    preds += [compile_condition(c) for c in rule.conditions]
+    preds += [compile_condition(c, f"flag {flag.key!r}") for c in rule.conditions]
     when = _all_of(preds) if preds else None
     if rule.split is not None:
         return when, None, _Split(flag, rule.split, index, values)

@@ -29,7 +29,15 @@ from types import MappingProxyType
 from typing import Any
 
 from ._request import RequestFlags, Settings
-from ._signing import Outcome, Reading, baggage_value, derive_keys
+from ._signing import (
+    MAKE_SECRET,
+    MIN_SECRET_BYTES,
+    Outcome,
+    Reading,
+    baggage_value,
+    derive_keys,
+    short_secrets,
+)
 from .engine import Snapshot
 
 __all__ = [
@@ -155,7 +163,9 @@ class OverrideReader:
         if not values and query is None and refusal is None:
             return NO_OVERRIDES
         now = time.time()
-        reading = Reading(self.keys, self.allow_unsigned, now, lambda: f.subject.key)
+        reading = Reading(
+            self.keys, self.allow_unsigned, now, lambda: f.subject.key, s.override_max_ttl
+        )
         if refusal is not None:
             reading.outcomes.append(Outcome("baggage", "baggage", refusal))
         query_read: tuple[int, int, int | None] = (0, 0, None)
@@ -210,13 +220,31 @@ class OverrideReader:
 def reader_for(settings: Settings) -> OverrideReader | None:
     """The override reader ``settings`` ask for, or None when overrides are off.
 
-    Raises ValueError for ``overrides="signed"`` without a secret or an unknown policy.
+    Raises ValueError for ``overrides="signed"`` without a secret, an unknown policy, or a
+    configured secret shorter than 32 bytes outside debug mode (a short framework secret under
+    the default policy turns signed overrides off with an error instead).
     """
     policy = settings.overrides
-    keys = derive_keys(settings.override_secret or settings.framework_secret)
+    secrets = settings.override_secret or settings.framework_secret
+    keys = derive_keys(secrets)
     debug = bool(settings.debug)
     if policy == "off":
         return None
+    short = short_secrets(secrets)
+    if short:
+        which = "override_secret" if settings.override_secret else "the framework's SECRET_KEY"
+        message = (
+            f"rampup: {which} has a secret of {min(short)} bytes; overrides need at least "
+            f"{MIN_SECRET_BYTES} outside debug mode (a short secret can be guessed from a "
+            f"single token). Make one with: {MAKE_SECRET}"
+        )
+        if debug:
+            log.warning("%s (allowed in debug mode only)", message)
+        elif settings.override_secret or policy == "signed":
+            raise ValueError(message)
+        else:  # a short SECRET_KEY the app never meant for overrides: do not fail the app
+            log.error("%s; signed overrides are off", message)
+            return None if policy == "auto" else OverrideReader(settings, (), True)
     if policy == "auto":
         if not keys and not debug:
             return None  # no secret outside debug mode: nobody could be authorized

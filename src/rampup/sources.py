@@ -7,15 +7,18 @@ that captured the old snapshot keeps it to the end.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .config import load
+from ._files import read_bytes
+from .config import load, load_bytes
 from .engine import Snapshot
 from .errors import ConfigError
 
@@ -43,21 +46,44 @@ class StaticSource:
         return f"StaticSource({self.snapshot.origin!r}, {len(self.snapshot)} flags)"
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+Signature = tuple[int, int, int, int]  # (mtime ns, size, inode, device)
+#: Files up to this size are hashed at every poll; larger ones every ``_HASH_EVERY`` polls.
+_HASH_ALWAYS = 1024 * 1024
+_HASH_EVERY = 10
+#: How many dropped flags a reload warning names.
+_NAMED = 20
+
+
+def _signature(path: Path) -> Signature | None:
     try:
-        st = path.stat()
+        st = path.stat()  # follows symlinks: a Kubernetes ConfigMap swaps its ..data link
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 class FileSource:
     """A flag file, reloaded in the background when it changes on disk.
 
-    A daemon thread polls the file's (mtime, size, inode) every ``interval`` seconds, which
-    catches in-place edits and write-then-rename alike, and reloads once the file has been
-    stable for one poll (so a half-written file is not parsed). An invalid edit is logged once
-    and the last good snapshot keeps serving. The thread is restarted in forked children
+    A daemon thread polls the file every ``interval`` seconds. It reloads exactly the bytes
+    whose stability it checked: it reads the file, then confirms that the file's signature
+    (mtime, size, inode, device) did not change during the read, else it waits for the next
+    poll. Changes are seen from that signature and from a hash of the content (an edit of the
+    same size with its modification time restored is still seen; files over 1 MiB are hashed
+    every 10th poll when their signature is unchanged).
+
+    A writer may pause mid-write (and a file renamed into place may still be written to), so a
+    change is reloaded only once the file's content has stayed the same for ``settle`` seconds
+    (default 1 s; 0 reloads at the first poll that reads it whole). A writer stalling longer
+    than that gets its partial file parsed: write flag files atomically (write a temporary
+    file in the same directory, then rename it over the flag file), as ``rampup`` itself does.
+
+    An invalid edit is logged once and the last good snapshot keeps serving. A reload that
+    drops flags logs a warning naming them. The thread is restarted in forked children
     (gunicorn ``--preload``, uWSGI), where threads do not survive ``fork()``.
 
     The first load happens in ``__init__`` and raises :class:`~rampup.ConfigError` if the file
@@ -70,14 +96,26 @@ class FileSource:
         interval: float = 0.5,
         watch: bool = True,
         strict: bool = True,
+        settle: float = 1.0,
     ):
         self.path = Path(path)
         self.interval = interval
-        self._sig = _signature(self.path)
+        #: seconds a changed file must stay unchanged before it is reloaded
+        self.settle = settle
         #: the error of the last failed reload, None once a reload succeeds
         self.last_error: ConfigError | None = None
+        self._sig: Signature | None = None
+        self._hash: bytes | None = None
+        self._polls = 0
+        self._seen: tuple[Signature, bytes, float] | None = None  # an in-place edit settling
+        self._gone_logged = False
         try:
-            self.snapshot: Snapshot = load(self.path)
+            raw, sig = self._read(report=False)
+            if raw is None:  # missing, unreadable, or changing under us: load() says which
+                self.snapshot: Snapshot = load(self.path)
+            else:
+                self.snapshot = load_bytes(raw, str(self.path))
+                self._sig, self._hash = sig, _digest(raw)
         except ConfigError as exc:
             if strict:
                 raise
@@ -117,47 +155,105 @@ class FileSource:
         self._stop.set()
         _watched.discard(self)
 
+    def _read(self, report: bool = True) -> tuple[bytes | None, Signature | None]:
+        """(bytes, signature) of the file, the signature unchanged across the read; (None, sig)
+        when the file is missing, unreadable or was being written meanwhile. A file that
+        cannot be a flag file (too large, not a regular file) is logged like an invalid one."""
+        sig = _signature(self.path)
+        if sig is None:
+            return None, None
+        raw, problem = read_bytes(self.path)
+        if _signature(self.path) != sig:
+            return None, sig
+        if problem is not None:
+            if report:
+                self._invalid(ConfigError([problem]))
+            return None, sig
+        return raw, sig
+
+    def _invalid(self, exc: ConfigError) -> None:
+        """Log an invalid file once (until it changes to another error or is fixed)."""
+        if str(exc) != str(self.last_error):
+            log.error(
+                "rampup: flag file %s changed but is invalid; still serving the last "
+                "good flags.\n%s",
+                self.path,
+                exc,
+            )
+        self.last_error = exc
+
     def poll(self) -> bool:
         """Check the file once; reload if it changed and is stable. True if a reload happened."""
         with self._lock:
+            self._polls += 1
             sig = _signature(self.path)
-            if sig == self._sig:
+            if sig is None:
+                if not self._gone_logged:
+                    self._gone_logged = True
+                    log.error(
+                        "rampup: flag file %s is gone; still serving the last good flags",
+                        self.path,
+                    )
                 return False
-            # Wait one more poll for the file to settle before parsing it.
-            if sig != getattr(self, "_pending", None):
-                self._pending = sig
+            self._gone_logged = False
+            if sig == self._sig and not (sig[1] <= _HASH_ALWAYS or self._polls % _HASH_EVERY == 0):
                 return False
-            self._sig = sig
-            self._pending = None
-            return self._reload(sig)
+            raw, read_sig = self._read()
+            if raw is None or read_sig != sig:
+                return False  # being written: the next poll reads it again
+            digest = _digest(raw)
+            if digest == self._hash:
+                self._sig, self._seen = sig, None  # touched, not changed
+                return False
+            # Settle every change, renamed-in files too: a new inode can still be written in
+            # place after its rename, and timestamps cannot tell (a storm served one such half).
+            if self.settle > 0:
+                now = time.monotonic()
+                seen = self._seen
+                if seen is None or seen[:2] != (sig, digest):
+                    self._seen = (sig, digest, now)  # a writer may be paused mid-write
+                    return False
+                if now - seen[2] < self.settle:
+                    return False
+            self._seen = None
+            return self._reload(raw, sig, digest)
 
     def reload(self) -> bool:
-        """Reload now (no stability wait). True if the new snapshot was swapped in."""
+        """Reload now (no settling wait). True if the new snapshot was swapped in."""
         with self._lock:
-            self._sig = _signature(self.path)
-            return self._reload(self._sig)
-
-    def _reload(self, sig: tuple[int, int, int] | None) -> bool:
-        if sig is None:
-            log.error("rampup: flag file %s is gone; still serving the last good flags", self.path)
-            return False
-        try:
-            snapshot = load(self.path)
-        except ConfigError as exc:
-            if str(exc) != str(self.last_error):
+            raw, sig = self._read()
+            if raw is None or sig is None:
                 log.error(
-                    "rampup: flag file %s changed but is invalid; still serving the last "
-                    "good flags.\n%s",
+                    "rampup: flag file %s is missing or changing; still serving the last good "
+                    "flags",
                     self.path,
-                    exc,
                 )
-            self.last_error = exc
+                return False
+            return self._reload(raw, sig, _digest(raw))
+
+    def _reload(self, raw: bytes, sig: Signature, digest: bytes) -> bool:
+        # Remembered even when invalid: the same bad bytes are not parsed (and logged) again.
+        self._sig, self._hash = sig, digest
+        try:
+            snapshot = load_bytes(raw, str(self.path))
+        except ConfigError as exc:
+            self._invalid(exc)
             return False
-        except Exception:  # never let a loader bug kill the watcher
+        except Exception:  # pragma: no cover - load_bytes turns every failure into ConfigError
             log.exception(
                 "rampup: reloading %s failed; still serving the last good flags", self.path
             )
             return False
+        dropped = sorted(set(self.snapshot.flags) - set(snapshot.flags))
+        if dropped:
+            log.warning(
+                "rampup: reloading %s drops %d flag(s) that requests may still read (they will "
+                "be served as unknown: off/None): %s%s",
+                self.path,
+                len(dropped),
+                ", ".join(dropped[:_NAMED]),
+                f" and {len(dropped) - _NAMED} more" if len(dropped) > _NAMED else "",
+            )
         self.snapshot = snapshot
         self.last_error = None
         self.reloads += 1

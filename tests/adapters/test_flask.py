@@ -132,7 +132,7 @@ def test_options_from_config(flag_file: Path) -> None:
         RAMPUP_FLAGS=str(flag_file),
         RAMPUP_USER_HEADER="X-User-Id",
         RAMPUP_WATCH=False,
-        RAMPUP_OVERRIDE_SECRET=["new", "old"],
+        RAMPUP_OVERRIDE_SECRET=["new" * 11, "old" * 11],
     )
     Rampup(app)
 
@@ -143,7 +143,7 @@ def test_options_from_config(flag_file: Path) -> None:
     assert app.test_client().get("/", headers={"X-User-Id": "u-7"}).text == "u-7"
     settings = app.extensions["rampup"].settings
     assert settings.user_header == "X-User-Id"
-    assert settings.override_secret == ("new", "old")
+    assert settings.override_secret == ("new" * 11, "old" * 11)
 
 
 def test_flags_default_to_flags_toml_in_the_working_directory(
@@ -216,7 +216,7 @@ def test_overrides_are_signed_with_the_apps_secret_key(flag_file: Path) -> None:
     from rampup._signing import sign
 
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = "s3cret"
+    app.config["SECRET_KEY"] = "s3cret-0123456789abcdef-0123456789"
     Rampup(app, flags=flag_file, watch=False)
 
     @app.get("/dark")
@@ -224,7 +224,7 @@ def test_overrides_are_signed_with_the_apps_secret_key(flag_file: Path) -> None:
         return str(g.flags.enabled("dark"))
 
     client = app.test_client()
-    token = sign("dark=on", int(time.time()) + 600, "s3cret")
+    token = sign("dark=on", int(time.time()) + 600, "s3cret-0123456789abcdef-0123456789")
     assert client.get("/dark", headers={"X-Rampup-Override": token}).text == "True"
     assert client.get("/dark", headers={"X-Rampup-Override": "dark=on"}).text == "False"
     forged = sign("dark=on", int(time.time()) + 600, "other")
@@ -650,7 +650,7 @@ def test_hot_reload_through_the_app(flag_file: Path) -> None:
         flag_file.write_text(
             FLAGS.replace('[flags.dark]\ndefault = "off"', '[flags.dark]\ndefault = "on"')
         )
-        source.poll()  # sees the change, waits one poll for the file to settle
+        source.settle = 0  # an in-place edit otherwise waits a second to settle
         assert source.poll() is True
         assert client.get("/dark").text == "True"
         assert in_flight.get_data() == b"start False"

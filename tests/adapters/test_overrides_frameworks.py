@@ -52,9 +52,9 @@ if not settings.configured:
 if not apps.ready:
     django.setup()
 
-SECRET = "framework-secret-0123456789"
-NEW = "rotated-secret-new-0123456789"
-OLD = "rotated-secret-old-0123456789"
+SECRET = "framework-secret-0123456789-0123456789"
+NEW = "rotated-secret-new-0123456789-0123456789"
+OLD = "rotated-secret-old-0123456789-0123456789"
 KEYS = ("new-checkout", "button", "admin", "legacy")
 FLAGS: dict[str, Any] = {
     "version": 1,

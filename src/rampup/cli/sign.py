@@ -10,16 +10,15 @@ import argparse
 import os
 import re
 import shlex
+import sys
 import time
 from datetime import datetime, timezone
 from typing import Any
 
-from .._signing import MAX_ENTRIES, PREFIX, parse_entry, sign
+from .._signing import MAKE_SECRET, MAX_ENTRIES, MAX_TTL, PREFIX, parse_entry, short_secrets, sign
 from . import CommandError
 from ._common import emit_json, load_file
 
-#: A signed override should outlive a test session, not a release.
-MAX_TTL = 30 * 24 * 3600
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _TTL = re.compile(r"^(?:\d+[smhd])+$")
 
@@ -95,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             f"no secret: set the environment variable {args.secret_env} to the app's override "
             "secret (or pass --secret-env NAME)"
+        )
+    if short_secrets(secret):
+        print(
+            f"rampup: warning: the secret in {args.secret_env} is shorter than 32 bytes; an app "
+            f"outside debug mode refuses it. Make one with: {MAKE_SECRET}",
+            file=sys.stderr,
         )
     if args.check:
         snapshot = load_file(args.check)
