@@ -80,6 +80,8 @@ class Settings:
     listeners: tuple[Listener, ...] = ()
     #: watch the flag file and reload it when it changes
     watch: bool = True
+    #: the flag file's environment (``[environments.<name>]``); None reads ``$RAMPUP_ENV``
+    environment: str | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], where: str = "options") -> Settings:
@@ -166,7 +168,9 @@ class Runtime:
             from .overrides import reader_for  # overrides builds on this module
 
             request_overrides = reader_for(settings)
-        self.source: Source = as_source(flags, watch=settings.watch, strict=strict)
+        self.source: Source = as_source(
+            flags, watch=settings.watch, strict=strict, env=settings.environment
+        )
         self.settings = settings
         self._starts = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_start"))
         self._ends = tuple(lst for lst in settings.listeners if hasattr(lst, "on_request_end"))

@@ -108,6 +108,11 @@ class Flags:
         """Every flag's value for this subject (decides any not read yet), e.g. for a front end."""
         return {key: self.decision(key).value for key in self.snapshot.flags}
 
+    def client(self) -> dict[str, Any]:
+        """The values of the flags marked ``client = true``, for browser code: only values
+        (never rules, segments, other flags or the subject), keyed by flag."""
+        return {key: self.decision(key).value for key in self.snapshot.client_keys}
+
     @property
     def subject(self) -> Subject:
         """The subject of this request, resolved on first use."""
@@ -281,6 +286,10 @@ class _FlagsProxy:
     def all(self) -> dict[str, Any]:
         """Every flag's value for the current request."""
         return current().all()
+
+    def client(self) -> dict[str, Any]:
+        """The values of the current request's ``client = true`` flags (see Flags.client)."""
+        return current().client()
 
     @property
     def subject(self) -> Subject:

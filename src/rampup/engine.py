@@ -129,7 +129,7 @@ class _CompiledFlag:
     Decisions. Built by :meth:`Snapshot.build`; never changed afterwards.
     """
 
-    __slots__ = ("constant", "default", "overrides", "rules")
+    __slots__ = ("constant", "default", "overrides", "requires", "rules")
 
     def __init__(self, flag: Flag, segments: Mapping[str, Predicate]) -> None:
         values = {v.name: v.value for v in flag.variants}
@@ -156,6 +156,20 @@ class _CompiledFlag:
             if flag.overridable and not flag.killed
             else {}
         )
+        #: (prerequisite key, variant required, the Decision served when it is not met); a
+        #: flag with prerequisites is never constant (they depend on the subject)
+        self.requires: tuple[tuple[str, str, Decision], ...] = ()
+        if flag.requires and not flag.killed:
+            off = flag.off_variant
+            self.requires = tuple(
+                (
+                    r.flag,
+                    r.variant,
+                    Decision(flag.key, off, values[off], Reason.PREREQUISITE_FAILED),
+                )
+                for r in flag.requires
+            )
+            self.constant = None
 
 
 def _compile_rule(
@@ -187,10 +201,18 @@ class Snapshot:
     # A plain dict, never changed after build(): every flag read looks it up, and a read-only
     # proxy's get costs a third more than a dict's.
     _compiled: Mapping[str, _CompiledFlag] = field(default_factory=dict, repr=False, compare=False)
+    #: the environment whose overlays were applied ("" for the base flags)
+    environment: str = ""
+    #: the keys of the flags marked ``client = true``: what :meth:`Flags.client` may send
+    client_keys: tuple[str, ...] = ()
 
     @classmethod
     def build(
-        cls, flags: Mapping[str, Flag], segments: Mapping[str, Segment], origin: str = "<mapping>"
+        cls,
+        flags: Mapping[str, Flag],
+        segments: Mapping[str, Segment],
+        origin: str = "<mapping>",
+        environment: str = "",
     ) -> Snapshot:
         """Compile validated model objects (use :func:`rampup.load` for raw data)."""
         seg_preds = {name: compile_segment(seg) for name, seg in segments.items()}
@@ -200,6 +222,8 @@ class Snapshot:
             MappingProxyType(dict(segments)),
             origin,
             _compiled=compiled,
+            environment=environment,
+            client_keys=tuple(key for key, flag in flags.items() if flag.client),
         )
 
     def evaluate(
@@ -229,6 +253,10 @@ class Snapshot:
             return flag.constant
         try:
             s = subject if isinstance(subject, Subject) else subject()
+            if flag.requires:  # one falsy test for flags without prerequisites
+                unmet = self._unmet(flag.requires, s, now)
+                if unmet is not None:
+                    return unmet
             # The rule walk: the first rule that applies and serves something decides.
             for when, fixed, split in flag.rules:
                 if when is None or when(s):
@@ -241,6 +269,38 @@ class Snapshot:
         except Exception as exc:  # a bug must not break the request: serve the default
             log.exception("rampup: evaluating flag %r failed; serving its default", key)
             return self.error_decision(key, exc)
+
+    def _unmet(
+        self, requires: tuple[tuple[str, str, Decision], ...], s: Subject, now: float | None
+    ) -> Decision | None:
+        """The PREREQUISITE_FAILED Decision for the first requirement ``s`` does not meet, or
+        None when every one is met. Cycles are refused at load, so this recursion ends."""
+        for key, variant, failed in requires:
+            got = self.evaluate(key, s, now).variant
+            if got != variant:
+                return Decision(
+                    failed.key,
+                    failed.variant,
+                    failed.value,
+                    Reason.PREREQUISITE_FAILED,
+                    detail=f"prerequisite {key!r} served {got!r}, not {variant!r}",
+                )
+        return None
+
+    def prerequisite_chain(
+        self, key: str, subject: Subject, now: float | None = None, depth: int = 0
+    ) -> list[tuple[int, str, str, Decision]]:
+        """(depth, prerequisite key, variant required, its Decision) for every prerequisite of
+        ``key``, depth first, as :meth:`evaluate` checks them (``rampup explain`` prints it).
+        Lists every requirement, including those after the first unmet one."""
+        flag = self.flags.get(key)
+        out: list[tuple[int, str, str, Decision]] = []
+        if flag is None or flag.killed:
+            return out
+        for r in flag.requires:
+            out.append((depth, r.flag, r.variant, self.evaluate(r.flag, subject, now)))
+            out += self.prerequisite_chain(r.flag, subject, now, depth + 1)
+        return out
 
     def override_refusal(self, key: str, variant: str) -> str | None:
         """Why an override ``key=variant`` would not be honoured, or None if it would."""

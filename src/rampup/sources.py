@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ._files import read_bytes
-from .config import load, load_bytes
+from .config import ENV_VAR, load, load_bytes
 from .engine import Snapshot
 from .errors import ConfigError
 
@@ -97,8 +97,13 @@ class FileSource:
         watch: bool = True,
         strict: bool = True,
         settle: float = 1.0,
+        *,
+        env: str | None = None,
     ):
         self.path = Path(path)
+        #: the environment whose overlays apply (None: ``$RAMPUP_ENV``), read once here so
+        #: that every reload serves the same environment
+        self.env = _env_name(env)
         self.interval = interval
         #: seconds a changed file must stay unchanged before it is reloaded
         self.settle = settle
@@ -112,9 +117,9 @@ class FileSource:
         try:
             raw, sig = self._read(report=False)
             if raw is None:  # missing, unreadable, or changing under us: load() says which
-                self.snapshot: Snapshot = load(self.path)
+                self.snapshot: Snapshot = load(self.path, env=self.env)
             else:
-                self.snapshot = load_bytes(raw, str(self.path))
+                self.snapshot = load_bytes(raw, str(self.path), env=self.env)
                 self._sig, self._hash = sig, _digest(raw)
         except ConfigError as exc:
             if strict:
@@ -235,7 +240,7 @@ class FileSource:
         # Remembered even when invalid: the same bad bytes are not parsed (and logged) again.
         self._sig, self._hash = sig, digest
         try:
-            snapshot = load_bytes(raw, str(self.path))
+            snapshot = load_bytes(raw, str(self.path), env=self.env)
         except ConfigError as exc:
             self._invalid(exc)
             return False
@@ -276,6 +281,10 @@ def _watch(ref: weakref.ref[FileSource], stop: threading.Event, interval: float)
         del source  # don't keep the source alive between polls
 
 
+def _env_name(env: str | None) -> str:
+    return (os.environ.get(ENV_VAR, "") if env is None else env).strip()
+
+
 _watched: weakref.WeakSet[FileSource] = weakref.WeakSet()
 
 
@@ -289,17 +298,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_restart_after_fork)
 
 
-def as_source(flags: Any, watch: bool = True, strict: bool = True) -> Source:
+def as_source(
+    flags: Any, watch: bool = True, strict: bool = True, env: str | None = None
+) -> Source:
     """A source from what users pass as ``flags=``: a path, a mapping, a Snapshot or a Source.
 
     ``strict=False``: an invalid flag file serves no flags until fixed instead of raising.
+    ``env``: the environment of a path or mapping (None: ``$RAMPUP_ENV``); a Snapshot or a
+    source already has one.
     """
     if isinstance(flags, str | os.PathLike):
-        return FileSource(flags, watch=watch, strict=strict)
+        return FileSource(flags, watch=watch, strict=strict, env=env)
     if isinstance(flags, Snapshot):
         return StaticSource(flags)
     if isinstance(flags, Mapping):
-        return StaticSource(load(flags))
+        return StaticSource(load(flags, env=env))
     if isinstance(getattr(flags, "snapshot", None), Snapshot):
         return flags  # type: ignore[no-any-return]
     raise TypeError(

@@ -76,6 +76,7 @@ _REASONS = {
     Reason.OVERRIDE: "override",
     Reason.UNKNOWN_FLAG: "error",
     Reason.ERROR: "error",
+    Reason.PREREQUISITE_FAILED: "prerequisite_failed",
 }
 _ERROR_TYPES = {Reason.UNKNOWN_FLAG: "flag_not_found", Reason.ERROR: "general"}
 _STATUS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
