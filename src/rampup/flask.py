@@ -26,6 +26,7 @@ try:
 except ImportError as exc:  # tested by hiding flask from sys.modules
     raise MissingDependency('rampup.flask needs Flask: pip install "rampup[flask]"') from exc
 
+from . import client
 from ._request import Runtime, Settings
 from .context import Flags, _current, register_fallback
 from .errors import UnboundFlagsError
@@ -122,6 +123,8 @@ class Rampup:
         # `g.flags` is looked up lazily (see _with_flags) rather than set in a before_request
         # hook, so requests that never touch it pay nothing.
         app.app_ctx_globals_class = _with_flags(app.app_ctx_globals_class)
+        # {{ rampup_client_flags() }}: the client = true flags as a JSON <script> element
+        app.jinja_env.globals.setdefault("rampup_client_flags", client.jinja_script_tag)
         existing = app.jinja_env.globals.setdefault("flags", _TEMPLATE_FLAGS)
         if existing is not _TEMPLATE_FLAGS:
             log.warning(
