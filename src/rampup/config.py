@@ -30,7 +30,8 @@ __all__ = [
     "parse_weights",
 ]
 
-_TOP = {"version", "flags", "segments", "environments"}
+#: ``$schema`` names the JSON Schema for editors (``rampup schema``); the loader ignores it.
+_TOP = {"version", "flags", "segments", "environments", "$schema"}
 _FLAG = {"description", "variants", "default", "rules", "killed", "overridable", "salt"}
 _FLAG |= {"requires", "owner", "expires", "kind", "client"}
 #: What an environment's overlay may change on a flag; the rest is the same everywhere (the

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 
 __all__ = ["CommandError", "main"]
 
-COMMANDS = ("check", "explain", "simulate", "sign", "refs", "demo")
+COMMANDS = ("check", "explain", "simulate", "sign", "refs", "demo", "schema")
 
 
 class CommandError(Exception):
