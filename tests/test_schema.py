@@ -10,9 +10,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
-
-jsonschema = pytest.importorskip("jsonschema")
 
 from rampup import config
 from rampup._files import read
