@@ -8,6 +8,7 @@ how many flags the snapshot holds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from bisect import bisect_right
@@ -120,6 +121,8 @@ class _Split:
         return decisions[bisect_right(bounds, self.bucket_of(k))]
 
 
+#: (prerequisite, variant required, the Decision when unmet, that Decision per variant served)
+_Requirement = tuple[str, str, Decision, dict["str | None", Decision]]
 #: (condition or None for "everyone", the Decision it serves, or the split that chooses one)
 _CompiledRule = tuple["Predicate | None", "Decision | None", "_Split | None"]
 
@@ -156,9 +159,11 @@ class _CompiledFlag:
             if flag.overridable and not flag.killed
             else {}
         )
-        #: (prerequisite key, variant required, the Decision served when it is not met); a
-        #: flag with prerequisites is never constant (they depend on the subject)
-        self.requires: tuple[tuple[str, str, Decision], ...] = ()
+        #: (prerequisite key, variant required, the Decision served when it is not met, and
+        #: that Decision per variant the prerequisite may serve instead: filled in by
+        #: Snapshot.build, which knows the other flags); a flag with prerequisites is never
+        #: constant (they depend on the subject)
+        self.requires: tuple[_Requirement, ...] = ()
         if flag.requires and not flag.killed:
             off = flag.off_variant
             self.requires = tuple(
@@ -166,6 +171,7 @@ class _CompiledFlag:
                     r.flag,
                     r.variant,
                     Decision(flag.key, off, values[off], Reason.PREREQUISITE_FAILED),
+                    {},
                 )
                 for r in flag.requires
             )
@@ -217,6 +223,15 @@ class Snapshot:
         """Compile validated model objects (use :func:`rampup.load` for raw data)."""
         seg_preds = {name: compile_segment(seg) for name, seg in segments.items()}
         compiled = {key: _CompiledFlag(flag, seg_preds) for key, flag in flags.items()}
+        for c in compiled.values():
+            for key, want, failed, prebuilt in c.requires:
+                # Every answer a prerequisite can give, decided now: an unmet requirement
+                # then costs a dict lookup, not a Decision and its message per read.
+                for got in [v.name for v in flags[key].variants] if key in flags else []:
+                    if got != want:
+                        prebuilt[got] = dataclasses.replace(
+                            failed, detail=f"prerequisite {key!r} served {got!r}, not {want!r}"
+                        )
         return cls(
             MappingProxyType(dict(flags)),
             MappingProxyType(dict(segments)),
@@ -271,19 +286,18 @@ class Snapshot:
             return self.error_decision(key, exc)
 
     def _unmet(
-        self, requires: tuple[tuple[str, str, Decision], ...], s: Subject, now: float | None
+        self, requires: tuple[_Requirement, ...], s: Subject, now: float | None
     ) -> Decision | None:
         """The PREREQUISITE_FAILED Decision for the first requirement ``s`` does not meet, or
         None when every one is met. Cycles are refused at load, so this recursion ends."""
-        for key, variant, failed in requires:
+        for key, variant, failed, prebuilt in requires:
             got = self.evaluate(key, s, now).variant
             if got != variant:
-                return Decision(
-                    failed.key,
-                    failed.variant,
-                    failed.value,
-                    Reason.PREREQUISITE_FAILED,
-                    detail=f"prerequisite {key!r} served {got!r}, not {variant!r}",
+                d = prebuilt.get(got)
+                if d is not None:
+                    return d
+                return dataclasses.replace(
+                    failed, detail=f"prerequisite {key!r} served {got!r}, not {variant!r}"
                 )
         return None
 
