@@ -148,3 +148,30 @@ def test_adapter_reads_rampup_env(monkeypatch: Any, tmp_path: Path) -> None:
     monkeypatch.setenv("RAMPUP_ENV", "production")
     app = Client(wsgi.RampupMiddleware(reader, flags=str(path), watch=False))
     assert app.get("/").get_data(as_text=True) == "production:on:DEFAULT"
+
+
+def test_flask_environment_from_config() -> None:
+    """Flask reads the environment from RAMPUP_ENVIRONMENT in app.config."""
+    from flask import Flask
+
+    from rampup.flask import Rampup
+
+    app = Flask(__name__)
+    app.config["RAMPUP_ENVIRONMENT"] = "production"
+    Rampup(app, flags=DOC, watch=False)
+    app.get("/")(lambda: current().variant("b") or "")
+    assert app.test_client().get("/").get_data(as_text=True) == "on"
+
+
+def test_django_environment_from_settings() -> None:
+    """Django reads the environment from RAMPUP = {"ENVIRONMENT": ...}."""
+    from django.conf import settings as dj
+
+    if not dj.configured:
+        dj.configure(INSTALLED_APPS=["rampup.django"], DATABASES={}, USE_TZ=True)
+    from django.test import override_settings
+
+    from rampup.django.conf import build_settings
+
+    with override_settings(RAMPUP={"FLAGS": DOC, "ENVIRONMENT": "staging"}):
+        assert build_settings().environment == "staging"
