@@ -23,6 +23,7 @@ from .operators import OPERATORS, check_value
 __all__ = [
     "ENV_VAR",
     "KEY_PATTERN",
+    "MAX_CHAIN",
     "VARIANT_PATTERN",
     "environments_of",
     "load",
@@ -40,6 +41,8 @@ _OVERLAY = {"killed", "default", "rules", "requires", "overridable", "client"}
 _ENVIRONMENT = {"description", "flags"}
 _REQUIREMENT = {"flag", "variant"}
 _KINDS = ("temporary", "permanent")
+#: The longest chain of prerequisites (a requires b requires c ...) a flag file may hold.
+MAX_CHAIN = 16
 #: The environment variable naming the environment when no ``env=`` option is given.
 ENV_VAR = "RAMPUP_ENV"
 _RULE = {"description", "segments", "conditions", "serve", "split", "ramp", "bucket_by"}
@@ -410,26 +413,42 @@ class _Loader:
                     )
         # Depth-first search; each cycle is reported once, at the requirement closing it.
         state: dict[str, int] = {}  # 1: on the current chain, 2: done
-
-        def visit(key: str, chain: list[str]) -> None:
-            state[key] = 1
-            for i, r in enumerate(flags[key].requires):
-                if r.flag not in flags:
-                    continue
-                if state.get(r.flag) == 1:
-                    loop = [*chain[chain.index(r.flag) :], r.flag]
-                    self.problem(
-                        [*where(key), "requires", i, "flag"],
-                        f"prerequisite cycle: {' -> '.join(loop)}",
-                        "a flag cannot require itself, directly or through others",
-                    )
-                elif r.flag not in state:
-                    visit(r.flag, [*chain, r.flag])
-            state[key] = 2
-
         for key in flags:
             if key not in state:
-                visit(key, [key])
+                self._visit(flags, where, state, [key])
+
+    def _visit(
+        self,
+        flags: Mapping[str, Flag],
+        where: Callable[[str], list[str | int]],
+        state: dict[str, int],
+        chain: list[str],
+    ) -> None:
+        """Walk the requirements below ``chain[-1]``. A method, not a closure: a recursive
+        closure is a reference cycle, left for the GC to free after every load."""
+        key = chain[-1]
+        state[key] = 1
+        for i, r in enumerate(flags[key].requires):
+            if r.flag not in flags:
+                continue
+            p: list[str | int] = [*where(key), "requires", i, "flag"]
+            if state.get(r.flag) == 1:
+                loop = [*chain[chain.index(r.flag) :], r.flag]
+                self.problem(
+                    p,
+                    f"prerequisite cycle: {' -> '.join(loop)}",
+                    "a flag cannot require itself, directly or through others",
+                )
+            elif len(chain) >= MAX_CHAIN:
+                # Evaluation recurses once per link: keep chains short and the stack shallow.
+                self.problem(
+                    p,
+                    f"prerequisite chain longer than {MAX_CHAIN}: {' -> '.join(chain[:4])} -> ...",
+                    "require the flags a feature needs directly, not through long chains",
+                )
+            elif r.flag not in state:
+                self._visit(flags, where, state, [*chain, r.flag])
+        state[key] = 2
 
     def overlays(
         self, data: Mapping[str, Any], flags: dict[str, Flag], env: str

@@ -301,3 +301,25 @@ def test_environment_errors_point_at_their_line(tmp_path: Path) -> None:
     assert [(p.where, p.line) for p in info.value.problems] == [
         ("environments.production.flags.a.killed", 5)
     ]
+
+
+def test_prerequisite_chains_are_bounded() -> None:
+    """A chain longer than MAX_CHAIN is a located error (evaluation recurses once per link);
+    one of exactly MAX_CHAIN flags loads and evaluates."""
+    from rampup.config import MAX_CHAIN
+
+    def chain(n: int) -> dict[str, Any]:
+        return {
+            "flags": {
+                f"f{i}": {
+                    "default": "on",
+                    **({"requires": [{"flag": f"f{i + 1}"}]} if i < n - 1 else {}),
+                }
+                for i in range(n)
+            }
+        }
+
+    snap = load(chain(MAX_CHAIN), env="")
+    assert snap.evaluate("f0", Subject("u")).variant == "on"
+    where = [w for w, m in problems(chain(MAX_CHAIN + 1)) if "longer than" in m]
+    assert where == [f"flags.f{MAX_CHAIN - 1}.requires[0].flag"]
