@@ -323,3 +323,39 @@ def test_prerequisite_chains_are_bounded() -> None:
     assert snap.evaluate("f0", Subject("u")).variant == "on"
     where = [w for w, m in problems(chain(MAX_CHAIN + 1)) if "longer than" in m]
     assert where == [f"flags.f{MAX_CHAIN - 1}.requires[0].flag"]
+
+
+def test_requirement_on_a_flag_missing_from_a_built_snapshot() -> None:
+    """Built from model objects without validation, a requirement on a missing flag is unmet
+    (the prerequisite serves None), with the reason saying so."""
+    from rampup.engine import Snapshot
+    from rampup.model import Flag, Requirement, Variant
+
+    flag = Flag(
+        "a",
+        (Variant("on", True), Variant("off", False)),
+        "on",
+        requires=(Requirement("gone", "on"),),
+    )
+    d = Snapshot.build({"a": flag}, {}).evaluate("a", Subject("u"))
+    assert (d.variant, d.reason, d.detail) == (
+        "off",
+        Reason.PREREQUISITE_FAILED,
+        "prerequisite 'gone' served None, not 'on'",
+    )
+
+
+def test_requirement_of_an_invalid_flag_is_not_reported_twice() -> None:
+    """Requiring a flag that is itself invalid reports that flag's problem only."""
+    found = problems({"flags": {"a": {"requires": [{"flag": "b"}]}, "b": {"killed": "yes"}}})
+    assert found == [("flags.b.killed", "expects true or false, got str 'yes'")]
+
+
+def test_proxy_client_reads_the_bound_flags() -> None:
+    """rampup.flags.client() answers for the bound request's Flags."""
+    from rampup import flags
+    from rampup.context import bound
+
+    snap = load({"flags": {"a": {"client": True, "default": "on"}, "b": {}}}, env="")
+    with bound(Flags(snap, Subject("u"))):
+        assert flags.client() == {"a": True}

@@ -175,3 +175,24 @@ def test_django_environment_from_settings() -> None:
 
     with override_settings(RAMPUP={"FLAGS": DOC, "ENVIRONMENT": "staging"}):
         assert build_settings().environment == "staging"
+
+
+def test_file_source_reloads_in_its_environment(tmp_path: Path) -> None:
+    """A watched file keeps its environment across reloads; a reload that breaks another
+    environment's overlay keeps the last good flags."""
+    from rampup.sources import FileSource
+
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(DOC))
+    source = FileSource(path, watch=False, env="production")
+    changed = json.loads(json.dumps(DOC))
+    changed["flags"]["b"]["default"] = "off"
+    path.write_text(json.dumps(changed))
+    assert source.reload()
+    assert source.snapshot.environment == "production"
+    assert source.snapshot.evaluate("b", Subject("u")).variant == "off"
+    changed["environments"]["staging"] = {"flags": {"b": {"default": "maybe"}}}
+    path.write_text(json.dumps(changed))
+    assert not source.reload()
+    assert source.last_error is not None
+    assert "environments.staging.flags.b.default" in str(source.last_error)
