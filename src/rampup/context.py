@@ -105,7 +105,8 @@ class Flags:
         return default if d.reason is Reason.UNKNOWN_FLAG else d.value
 
     def all(self) -> dict[str, Any]:
-        """Every flag's value for this subject (decides any not read yet), e.g. for a front end."""
+        """Every flag's value for this subject (decides any not read yet). For browser code use
+        :meth:`client`, which holds only the flags marked ``client = true``."""
         return {key: self.decision(key).value for key in self.snapshot.flags}
 
     def client(self) -> dict[str, Any]:

@@ -154,3 +154,15 @@ def test_asgi_endpoint_answers_with_json() -> None:
 def test_outside_a_request_no_flags_are_sent() -> None:
     """client_values() outside any request is empty (and logged), never an exception."""
     assert client.client_values() == {}
+
+
+def test_flask_one_line_endpoint() -> None:
+    """The documented Flask one-liner serves the client flags as JSON."""
+    from rampup import flags
+
+    app = Flask(__name__)
+    Rampup(app, flags=FLAGS, watch=False)
+    app.get("/flags.json")(flags.client)
+    resp = app.test_client().get("/flags.json")
+    assert resp.get_json() == {"banner": HOSTILE, "new-checkout": False}
+    assert_nothing_private(resp.get_data(as_text=True))
