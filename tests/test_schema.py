@@ -21,7 +21,7 @@ from rampup.operators import OPERATORS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads(schema_text())
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
 VALID_FILES = [
     ROOT / "examples" / "flags.toml",
     ROOT / "examples" / "flags-advanced.toml",
@@ -41,9 +41,9 @@ def as_json(value: Any) -> Any:
     return value
 
 
-def test_schema_is_a_valid_draft_2020_12_schema() -> None:
-    """The shipped file is itself a valid JSON Schema."""
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+def test_schema_is_a_valid_draft_07_schema() -> None:
+    """The shipped file is a valid draft-07 JSON Schema (the draft editors support best)."""
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
 
 
 def test_rampup_schema_prints_the_shipped_file() -> None:
@@ -69,15 +69,15 @@ def test_rampup_schema_prints_the_shipped_file() -> None:
 )
 def test_schema_fields_are_the_loader_fields(schema_def: str, loader_fields: set[str]) -> None:
     """Each table allows the same fields in the schema as in the loader."""
-    assert set(SCHEMA["$defs"][schema_def]["properties"]) == loader_fields
+    assert set(SCHEMA["definitions"][schema_def]["properties"]) == loader_fields
 
 
 def test_schema_top_level_and_operators_match_the_loader() -> None:
     """Top-level tables and the operator list are the loader's."""
     assert set(SCHEMA["properties"]) == config._TOP
-    assert SCHEMA["$defs"]["condition"]["properties"]["op"]["enum"] == list(OPERATORS)
-    assert SCHEMA["$defs"]["key"]["pattern"] == config.KEY_PATTERN.pattern
-    assert SCHEMA["$defs"]["variantName"]["pattern"] == config.VARIANT_PATTERN.pattern
+    assert SCHEMA["definitions"]["condition"]["properties"]["op"]["enum"] == list(OPERATORS)
+    assert SCHEMA["definitions"]["key"]["pattern"] == config.KEY_PATTERN.pattern
+    assert SCHEMA["definitions"]["variantName"]["pattern"] == config.VARIANT_PATTERN.pattern
 
 
 @pytest.mark.parametrize("path", VALID_FILES, ids=lambda p: p.name)
