@@ -5,6 +5,9 @@ Cases (the peer harness's A/B/C, see ../shared/bench-peers/README.md):
   (a) boolean flag, on for all
   (b) 10 % split by subject key
   (c) segment rule (email ends_with @example.com) -> on, else a 10 % split   (expect ~28 % on)
+  (d) two prerequisites, (a) and (b), then on for all                         (expect ~10 % on)
+      (issue 19: its cost is that of deciding its prerequisites; (a)-(c) declare none, and
+      ``--ab main`` shows their cost unchanged by prerequisites existing)
 each in a snapshot of 10 and of 10,000 flags, through three call paths:
   prebuilt  Subject built ahead (one per user):             snapshot.evaluate(key, subject)
   full      Subject(uid, {"email": email}) + evaluate:      what a middleware pays for one flag
@@ -41,7 +44,10 @@ CASES = {
     "a": ("flag_a", "(a) on for all"),
     "b": ("flag_b", "(b) 10 % split"),
     "c": ("flag_c", "(c) segment else 10 %"),
+    "d": ("flag_d", "(d) 2 prerequisites"),
 }
+#: cases a reference commit (--ab) may lack: it may predate prerequisites
+NEW_CASES = frozenset({"d"})
 CASE_SEGMENTS = {
     "example-com": {
         "conditions": [{"attribute": "email", "op": "ends_with", "value": h.EXAMPLE_SUFFIX}]
@@ -53,12 +59,16 @@ CASE_FLAGS = {
     "flag_c": {
         "rules": [{"segments": ["example-com"], "serve": "on"}, {"split": {"on": 10, "off": 90}}]
     },
+    "flag_d": {
+        "requires": [{"flag": "flag_a", "variant": "on"}, {"flag": "flag_b", "variant": "on"}],
+        "rules": [{"serve": "on"}],
+    },
 }
 SIZES = (10, 10_000)
 PATHS = ("prebuilt", "full", "flags")
 TARGET_US = 1.0  # issue 2 item 7: (b) and (c) at most 1.0 µs
 SIZE_TOLERANCE = 0.10  # 10 and 10,000 flags within 10 % of each other
-EXPECTED_ON = {"a": 1.0, "b": 0.10, "c": 0.28}
+EXPECTED_ON = {"a": 1.0, "b": 0.10, "c": 0.28, "d": 0.10}
 
 
 def snapshot_with(n_flags: int, package: Any = rampup) -> Any:
@@ -66,6 +76,9 @@ def snapshot_with(n_flags: int, package: Any = rampup) -> Any:
     data = h.synthetic_flags(n_flags - len(CASE_FLAGS))
     data["segments"].update(CASE_SEGMENTS)
     data["flags"].update(CASE_FLAGS)
+    if package is not rampup:
+        data["flags"].pop("flag_d")
+        data["flags"][f"synthetic-d-{n_flags}"] = {"default": "off"}  # keep n_flags
     snap = package.load(data)
     assert len(snap) == n_flags, len(snap)
     return snap
@@ -114,7 +127,12 @@ def floors(users: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 # which floor each case is compared with
-CASE_FLOOR = {"a": "dict lookup", "b": "blake2b bucket", "c": "blake2b + endswith (case c)"}
+CASE_FLOOR = {
+    "a": "dict lookup",
+    "b": "blake2b bucket",
+    "c": "blake2b + endswith (case c)",
+    "d": "blake2b bucket",
+}
 
 
 def paths(snap: Any, key: str, package: Any = rampup) -> dict[str, Any]:
@@ -200,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in SIZES:
             ref_snap = snapshot_with(n, ref_pkg)
             for c, (key, _) in CASES.items():
+                if c in NEW_CASES:
+                    continue
                 for path, fn in paths(ref_snap, key, ref_pkg).items():
                     name = f"{c}|{n}|{path}|ref"
                     items[name] = h.Item(name, fn, ref_subjects if path == "prebuilt" else users)
@@ -245,11 +265,23 @@ def main(argv: list[str] | None = None) -> int:
                 misses.append(f"{label} {path}: 10,000/10 flags = {r:.3f}")
             print(f"  {label:22s} {path:9s} {r:6.3f}  {verdict}")
 
+    print("\nprerequisites: (d) / (a) + (b), same rounds (1.0: a prerequisite costs what deciding")
+    print("it costs; flags without prerequisites pay one attribute test, see --ab main)")
+    for n in SIZES:
+        for path in ("prebuilt", "full"):
+            d_, a_, b_ = (items[f"{c}|{n}|{path}"] for c in "dab")
+            print(
+                f"  {n:>6,} flags {path:9s} (d) {d_.median:6.3f} µs, (a)+(b) "
+                f"{a_.median + b_.median:6.3f} µs, ratio {d_.median / (a_.median + b_.median):5.2f}"
+            )
+
     if ref_pkg is not None:
         print(f"\nA/B: this working copy vs {args.ab} (same rounds; ratio < 1: this copy faster)")
         print(f"| case | flags | path | this µs | {args.ab} µs | this / {args.ab} |")
         print("|---|---:|---|---:|---:|---:|")
         for c, (_, label) in CASES.items():
+            if c in NEW_CASES:
+                continue
             for n in SIZES:
                 for path in PATHS:
                     new, old = items[f"{c}|{n}|{path}"], items[f"{c}|{n}|{path}|ref"]

@@ -18,23 +18,35 @@ from typing import Any
 from . import _files
 from .engine import Snapshot
 from .errors import ConfigError, Problem
-from .model import BUCKETS, Condition, Flag, RampStep, Rule, Segment, Split, Variant
+from .model import BUCKETS, Condition, Flag, RampStep, Requirement, Rule, Segment, Split, Variant
 from .operators import OPERATORS, check_value
 from .rollout import parse_rollout, stage_split
 
-__all__ = ["KEY_PATTERN", "VARIANT_PATTERN", "load", "load_bytes", "parse_weights"]
+__all__ = [
+    "ENV_VAR",
+    "KEY_PATTERN",
+    "MAX_CHAIN",
+    "VARIANT_PATTERN",
+    "environments_of",
+    "load",
+    "load_bytes",
+    "parse_weights",
+]
 
-_TOP = {"version", "flags", "segments"}
-_FLAG = {
-    "description",
-    "variants",
-    "default",
-    "rules",
-    "killed",
-    "overridable",
-    "salt",
-    "metadata",
-}
+#: ``$schema`` names the JSON Schema for editors (``rampup schema``); the loader ignores it.
+_TOP = {"version", "flags", "segments", "environments", "$schema"}
+_FLAG = {"description", "variants", "default", "rules", "killed", "overridable", "salt"}
+_FLAG |= {"metadata", "requires", "owner", "expires", "kind", "client"}
+#: What an environment's overlay may change on a flag; the rest is the same everywhere (the
+#: salt above all: a subject keeps its bucket from staging to production).
+_OVERLAY = {"killed", "default", "rules", "requires", "overridable", "client"}
+_ENVIRONMENT = {"description", "flags"}
+_REQUIREMENT = {"flag", "variant"}
+_KINDS = ("temporary", "permanent")
+#: The longest chain of prerequisites (a requires b requires c ...) a flag file may hold.
+MAX_CHAIN = 16
+#: The environment variable naming the environment when no ``env=`` option is given.
+ENV_VAR = "RAMPUP_ENV"
 _RULE = {"description", "segments", "conditions", "serve", "split", "ramp", "bucket_by", "rollout"}
 _SEGMENT = {"description", "keys", "conditions"}
 _CONDITION = {"attribute", "op", "value"}
@@ -46,9 +58,15 @@ VARIANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def load(
-    source: str | os.PathLike[str] | Mapping[str, Any], previous: Snapshot | None = None
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    env: str | None = None,
+    previous: Snapshot | None = None,
 ) -> Snapshot:
     """Load, validate and compile flags from a file path or an in-memory mapping.
+
+    ``env`` names the environment whose overlays apply (``[environments.<env>]``); None reads
+    ``$RAMPUP_ENV``, and an empty name (or neither) means the base flags. Every environment is
+    validated on every load, and a name the file does not define is a ConfigError.
 
     Files are TOML, JSON or YAML (``rampup[yaml]``), chosen by extension. Raises
     :class:`~rampup.ConfigError` listing every problem found, and only that, whatever the
@@ -60,8 +78,9 @@ def load(
     ``previous``: the snapshot this load replaces (a reload). Flags whose definition did not
     change are neither validated nor compiled again (see :meth:`Snapshot.build`).
     """
+    env = _env_name(env)
     if isinstance(source, Mapping):
-        return _guarded("<mapping>", lambda: _Loader("<mapping>", "", previous).build(source))
+        return _guarded("<mapping>", lambda: _Loader("<mapping>", "", previous).build(source, env))
     name = os.fspath(source)
 
     def from_file() -> Snapshot:
@@ -69,22 +88,35 @@ def load(
         if problem is not None:
             raise ConfigError([problem])
         assert raw is not None
-        return _build(raw, name, previous)
+        return _build(raw, name, env, previous)
 
     return _guarded(name, from_file)
 
 
-def load_bytes(raw: bytes, name: str, previous: Snapshot | None = None) -> Snapshot:
+def load_bytes(
+    raw: bytes, name: str, env: str | None = None, previous: Snapshot | None = None
+) -> Snapshot:
     """Load flags from the bytes of a flag file called ``name`` (its suffix picks the format),
     as :func:`load` does: what a watcher read and checked is exactly what gets parsed."""
-    return _guarded(name, lambda: _build(raw, name, previous))
+    env = _env_name(env)
+    return _guarded(name, lambda: _build(raw, name, env, previous))
 
 
-def _build(raw: bytes, name: str, previous: Snapshot | None = None) -> Snapshot:
+def _build(raw: bytes, name: str, env: str = "", previous: Snapshot | None = None) -> Snapshot:
     data, text, problem = _files.decode(raw, name)
     if problem is not None:
         raise ConfigError([problem])
-    return _Loader(name, text, previous).build(data)
+    return _Loader(name, text, previous).build(data, env)
+
+
+def _env_name(env: str | None) -> str:
+    return (os.environ.get(ENV_VAR, "") if env is None else env).strip()
+
+
+def environments_of(data: Any) -> list[str]:
+    """The environment names a parsed flag file defines (for ``rampup check``)."""
+    envs = data.get("environments") if isinstance(data, Mapping) else None
+    return [str(e) for e in envs] if isinstance(envs, Mapping) else []
 
 
 def _guarded(name: str, build: Callable[[], Snapshot]) -> Snapshot:
@@ -128,6 +160,9 @@ class _Loader:
         self.text = text
         self.locator = _files.Locator(text)  # indexes the text at the first problem only
         self.problems: list[Problem] = []
+        #: the keys under [flags], valid or not (a requirement of an invalid flag is not
+        #: reported as unknown on top of that flag's own problems)
+        self.defined: set[str] = set()
 
     # -- reporting ---------------------------------------------------------------------------
     def problem(self, path: list[str | int], message: str, hint: str = "") -> None:
@@ -161,7 +196,7 @@ class _Loader:
         return False
 
     # -- the file ----------------------------------------------------------------------------
-    def build(self, data: Any) -> Snapshot:
+    def build(self, data: Any, env: str = "") -> Snapshot:
         flags: dict[str, Flag] = {}
         segments: dict[str, Segment] = {}
         prints: dict[str, str] = {}
@@ -191,17 +226,20 @@ class _Loader:
                 )
             elif self.expect(["flags"], raw_flags, Mapping, "a table of flags"):
                 known = raw_segments if isinstance(raw_segments, Mapping) else {}
-                seen = _Seen(self.previous, known, raw_flags)
+                seen = _Seen(self.previous, known, raw_flags, env, _overlaid(data, env))
                 for key, raw in raw_flags.items():
                     fingerprint = repr(raw)
                     flag = seen.flag(str(key), fingerprint) or self.flag(str(key), raw, known)
                     if flag is not None:
                         flags[flag.key] = flag
-                        seen.prints[flag.key] = fingerprint
+                        seen.remember(flag.key, fingerprint)
                 prints = seen.prints
+        chosen = self.overlays(data, flags, env) if isinstance(data, Mapping) else flags
         if self.problems:
             raise ConfigError(self.problems)
-        return Snapshot.build(flags, segments, self.file, self.previous, fingerprints=prints)
+        return Snapshot.build(
+            chosen, segments, self.file, self.previous, fingerprints=prints, environment=env
+        )
 
     def segment(self, name: str, raw: Any) -> Segment | None:
         path: list[str | int] = ["segments", name]
@@ -256,8 +294,14 @@ class _Loader:
                 out.append(Condition(attr, op, tuple(value) if isinstance(value, list) else value))
         return tuple(out)
 
-    def flag(self, key: str, raw: Any, raw_segments: Mapping[str, Any]) -> Flag | None:
-        path: list[str | int] = ["flags", key]
+    def flag(
+        self,
+        key: str,
+        raw: Any,
+        raw_segments: Mapping[str, Any],
+        path: list[str | int] | None = None,
+    ) -> Flag | None:
+        path = path or ["flags", key]
         n = len(self.problems)
         if not KEY_PATTERN.match(key):
             self.problem(
@@ -296,9 +340,21 @@ class _Loader:
                 rule = self.rule([*path, "rules", i], r, names, raw_segments)
                 if rule is not None:
                     rules.append(rule)
+        extras = self.flag_extras(path, raw)
         if len(self.problems) > n:
             return None
-        return Flag(key, variants, default, tuple(rules), killed, overridable, desc, salt, metadata)
+        return Flag(
+            key,
+            variants,
+            default,
+            tuple(rules),
+            killed,
+            overridable,
+            desc,
+            salt,
+            metadata,
+            **extras,
+        )
 
     def metadata(self, path: list[str | int], raw: Any) -> Mapping[str, str | int | float | bool]:
         """``metadata = { owner = "payments", ticket = 42 }``: scalar values only (OpenFeature's
@@ -315,6 +371,221 @@ class _Loader:
                     f"expects a string, number or boolean, got {_short(value)}",
                 )
         return MappingProxyType(out)
+
+    # -- issue 19: prerequisites, owners and expiry, client flags, environments --------------
+    def flag_extras(self, path: list[str | int], raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The optional fields ``requires``, ``owner``, ``expires``, ``kind`` and ``client``, as
+        :class:`Flag` keyword arguments (absent fields keep the Flag's defaults)."""
+        out: dict[str, Any] = {}
+        if "requires" in raw:
+            out["requires"] = self.requirements([*path, "requires"], raw["requires"])
+        if "owner" in raw and self.expect([*path, "owner"], raw["owner"], str, "a string"):
+            out["owner"] = raw["owner"]
+        kind = raw.get("kind", "temporary")
+        if kind not in _KINDS:
+            self.problem(
+                [*path, "kind"], f"unknown kind {_short(kind)}", "use 'temporary' or 'permanent'"
+            )
+        else:
+            out["kind"] = kind
+        if "expires" in raw:
+            expires = self.day([*path, "expires"], raw["expires"])
+            if expires is not None and kind == "permanent":
+                self.problem(
+                    [*path, "expires"],
+                    "a permanent flag does not expire",
+                    "drop expires, or make it kind = 'temporary'",
+                )
+            out["expires"] = expires
+        if "client" in raw and self.expect([*path, "client"], raw["client"], bool, "true or false"):
+            out["client"] = raw["client"]
+        return out
+
+    def requirements(self, path: list[str | int], raw: Any) -> tuple[Requirement, ...]:
+        """``requires = [{ flag = "...", variant = "on" }]``; the keys are checked once every
+        flag is known (:meth:`prerequisites`)."""
+        if not self.expect(path, raw, list, 'a list of { flag = "...", variant = "..." }'):
+            return ()
+        out: list[Requirement] = []
+        for i, r in enumerate(raw):
+            p = [*path, i]
+            if not self.expect(p, r, Mapping, 'a table { flag = "...", variant = "on" }'):
+                continue
+            self.unknown_fields(p, r, _REQUIREMENT)
+            if "flag" not in r:
+                self.problem([*p, "flag"], "missing", "name the flag this one requires")
+                continue
+            variant = r.get("variant", "on")
+            ok = self.expect([*p, "flag"], r["flag"], str, "a flag key")
+            if self.expect([*p, "variant"], variant, str, "a variant name") and ok:
+                out.append(Requirement(r["flag"], variant))
+        return tuple(out)
+
+    def day(self, path: list[str | int], raw: Any) -> date | None:
+        """A calendar date: a TOML/YAML date or an ISO ``YYYY-MM-DD`` string."""
+        if isinstance(raw, date) and not isinstance(raw, datetime):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return date.fromisoformat(raw.strip())
+            except ValueError:
+                pass
+        self.problem(path, f"expects a date such as 2026-12-31, got {_short(raw)}")
+        return None
+
+    def prerequisites(
+        self, flags: Mapping[str, Flag], where: Callable[[str], list[str | int]]
+    ) -> None:
+        """Every requirement names a flag and one of its variants, and no chain loops back.
+        ``where(key)`` is the path of flag ``key`` (its overlay, in an environment)."""
+        for key, flag in flags.items():
+            for i, r in enumerate(flag.requires):
+                p = [*where(key), "requires", i]
+                target = flags.get(r.flag)
+                if target is None and r.flag in self.defined:
+                    continue  # defined but invalid: its own problems are reported
+                if target is None:
+                    close = _close(r.flag, list(flags))
+                    self.problem(
+                        [*p, "flag"],
+                        f"unknown flag {_short(r.flag)}",
+                        f"did you mean {close[0]!r}?" if close else "define it under [flags]",
+                    )
+                elif all(v.name != r.variant for v in target.variants):
+                    self.problem(
+                        [*p, "variant"],
+                        f"{r.variant!r} is not a variant of flag {r.flag!r}",
+                        f"variants: {', '.join(v.name for v in target.variants)}",
+                    )
+        # Depth-first search; each cycle is reported once, at the requirement closing it.
+        state: dict[str, int] = {}  # 1: on the current chain, 2: done
+        for key in flags:
+            if key not in state:
+                self._visit(flags, where, state, [key])
+
+    def _visit(
+        self,
+        flags: Mapping[str, Flag],
+        where: Callable[[str], list[str | int]],
+        state: dict[str, int],
+        chain: list[str],
+    ) -> None:
+        """Walk the requirements below ``chain[-1]``. A method, not a closure: a recursive
+        closure is a reference cycle, left for the GC to free after every load."""
+        key = chain[-1]
+        state[key] = 1
+        for i, r in enumerate(flags[key].requires):
+            if r.flag not in flags:
+                continue
+            p: list[str | int] = [*where(key), "requires", i, "flag"]
+            if state.get(r.flag) == 1:
+                loop = [*chain[chain.index(r.flag) :], r.flag]
+                self.problem(
+                    p,
+                    f"prerequisite cycle: {' -> '.join(loop)}",
+                    "a flag cannot require itself, directly or through others",
+                )
+            elif len(chain) >= MAX_CHAIN:
+                # Evaluation recurses once per link: keep chains short and the stack shallow.
+                self.problem(
+                    p,
+                    f"prerequisite chain longer than {MAX_CHAIN}: {' -> '.join(chain[:4])} -> ...",
+                    "require the flags a feature needs directly, not through long chains",
+                )
+            elif r.flag not in state:
+                self._visit(flags, where, state, [*chain, r.flag])
+        state[key] = 2
+
+    def overlays(
+        self, data: Mapping[str, Any], flags: dict[str, Flag], env: str
+    ) -> dict[str, Flag]:
+        """Validate every environment's overlays (so one ``rampup check`` covers them all) and
+        return the flags of ``env`` ("" for the base flags)."""
+        raw_flags = data.get("flags")
+        self.defined = {str(k) for k in raw_flags} if isinstance(raw_flags, Mapping) else set()
+        self.prerequisites(flags, lambda key: ["flags", key])
+        raw_envs = data.get("environments", {})
+        chosen = flags
+        if self.expect(["environments"], raw_envs, Mapping, "a table of environments"):
+            raw_flags = data.get("flags")
+            raw_segments = data.get("segments", {})
+            if not isinstance(raw_flags, Mapping):
+                raw_flags = {}
+            if not isinstance(raw_segments, Mapping):
+                raw_segments = {}
+            for name, raw in raw_envs.items():
+                merged = self.environment(str(name), raw, raw_flags, raw_segments, flags)
+                if str(name) == env:
+                    chosen = merged
+        else:
+            raw_envs = {}
+        if env and env not in raw_envs:
+            defined = ", ".join(map(str, raw_envs)) or "none: add [environments.<name>] tables"
+            self.problem(
+                ["environments"],
+                f"unknown environment {env!r} (from env= or ${ENV_VAR})",
+                f"environments defined: {defined}",
+            )
+        return chosen
+
+    def environment(
+        self,
+        name: str,
+        raw: Any,
+        raw_flags: Mapping[str, Any],
+        raw_segments: Mapping[str, Any],
+        base: dict[str, Flag],
+    ) -> dict[str, Flag]:
+        """The flags of environment ``name``: the base flags with its overlays applied."""
+        path: list[str | int] = ["environments", name]
+        if not KEY_PATTERN.match(name):
+            self.problem(path, "invalid environment name", "use letters, digits, '-', '_', '.'")
+        if not self.expect(path, raw, Mapping, "a table with a [flags] table of overlays"):
+            return base
+        self.unknown_fields(path, raw, _ENVIRONMENT)
+        self.expect([*path, "description"], raw.get("description", ""), str, "a string")
+        overlays = raw.get("flags", {})
+        if not self.expect([*path, "flags"], overlays, Mapping, "a table of flag overlays"):
+            return base
+        out = dict(base)
+        for key, overlay in overlays.items():
+            p: list[str | int] = [*path, "flags", str(key)]
+            if key not in raw_flags:
+                close = _close(key, [str(k) for k in raw_flags])
+                self.problem(
+                    p,
+                    "overlays a flag that [flags] does not define",
+                    f"did you mean {close[0]!r}?" if close else "define the flag under [flags]",
+                )
+                continue
+            if not self.expect(p, overlay, Mapping, "a table of fields to change"):
+                continue
+            for field in overlay:
+                if field not in _OVERLAY:
+                    hint = (
+                        "bucketing is the same in every environment (a subject keeps its bucket)"
+                        if field == "salt"
+                        else f"an environment may change: {', '.join(sorted(_OVERLAY))}"
+                    )
+                    self.problem([*p, str(field)], "cannot differ per environment", hint)
+            if key not in base or not isinstance(raw_flags[key], Mapping):
+                continue  # the base flag is invalid: reported already
+            merged = {**raw_flags[key], **{k: v for k, v in overlay.items() if k in _OVERLAY}}
+            flag = self.flag(str(key), merged, raw_segments, p)
+            if flag is not None:
+                out[str(key)] = flag
+        if any(isinstance(o, Mapping) and "requires" in o for o in overlays.values()):
+            # Only new requirements can add a problem; the base ones were checked already.
+            n = len(self.problems)
+            self.prerequisites(
+                out,
+                lambda k: (
+                    [*path, "flags", k] if "requires" in overlays.get(k, ()) else ["flags", k]
+                ),
+            )
+            seen = {(p.where, p.message) for p in self.problems[:n]}
+            self.problems[n:] = [p for p in self.problems[n:] if (p.where, p.message) not in seen]
+        return out
 
     def variants(self, path: list[str | int], raw: Mapping[str, Any]) -> tuple[Variant, ...]:
         if "variants" not in raw:
@@ -494,27 +765,49 @@ class _Seen:
     The key ``""`` (never a flag key) holds the fingerprint of the segment and flag names.
     """
 
-    __slots__ = ("old", "previous", "prints")
+    __slots__ = ("old", "overlaid", "previous", "prints")
 
     def __init__(
         self,
         previous: Snapshot | None,
         raw_segments: Mapping[Any, Any],
         raw_flags: Mapping[Any, Any],
+        env: str = "",
+        overlaid: frozenset[str] = frozenset(),
     ) -> None:
         names = sorted(repr(name) for name in raw_segments)
-        context = repr((names, sorted(repr(key) for key in raw_flags)))
+        # The environment is part of the context: a snapshot's flags are those of its
+        # environment, so one of another environment has nothing to lend.
+        context = repr((names, sorted(repr(key) for key in raw_flags), env))
         #: flag key -> fingerprint of its raw table, for the flags of this load
         self.prints: dict[str, str] = {"": context}
         self.previous = previous
+        #: the flags the environment overlays: the previous snapshot holds them with the
+        #: overlay applied, not the base flag this loader needs, so they are never lent
+        self.overlaid = overlaid
         old = previous._fingerprints if previous is not None else {}
         self.old = old if old.get("") == context else {}
 
     def flag(self, key: str, fingerprint: str) -> Flag | None:
-        """The previous load's Flag for ``key`` if its raw table is unchanged, else None."""
-        if self.previous is None or self.old.get(key) != fingerprint:
+        """The previous load's Flag for ``key`` if its raw table is unchanged (and no overlay
+        applies to it, then or now), else None."""
+        if self.previous is None or key in self.overlaid or self.old.get(key) != fingerprint:
             return None
         return self.previous.flags.get(key)
+
+    def remember(self, key: str, fingerprint: str) -> None:
+        """Note ``key``'s fingerprint for the next load (not for an overlaid flag: see above)."""
+        if key not in self.overlaid:
+            self.prints[key] = fingerprint
+
+
+def _overlaid(data: Mapping[str, Any], env: str) -> frozenset[str]:
+    """The keys of the flags environment ``env``'s overlay changes (none for the base flags,
+    or when the document is malformed: the loader reports that)."""
+    envs = data.get("environments") if env else None
+    chosen = envs.get(env) if isinstance(envs, Mapping) else None
+    overlays = chosen.get("flags") if isinstance(chosen, Mapping) else None
+    return frozenset(str(k) for k in overlays) if isinstance(overlays, Mapping) else frozenset()
 
 
 def _close(word: Any, candidates: list[str]) -> list[str]:

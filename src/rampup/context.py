@@ -119,8 +119,14 @@ class Flags:
         return default if d.reason is Reason.UNKNOWN_FLAG else d.value
 
     def all(self) -> dict[str, Any]:
-        """Every flag's value for this subject (decides any not read yet), e.g. for a front end."""
+        """Every flag's value for this subject (decides any not read yet). For browser code use
+        :meth:`client`, which holds only the flags marked ``client = true``."""
         return {key: self.decision(key).value for key in self.snapshot.flags}
+
+    def client(self) -> dict[str, Any]:
+        """The values of the flags marked ``client = true``, for browser code: only values
+        (never rules, segments, other flags or the subject), keyed by flag."""
+        return {key: self.decision(key).value for key in self.snapshot.client_keys}
 
     @property
     def subject(self) -> Subject:
@@ -315,6 +321,10 @@ class _FlagsProxy:
     def all(self) -> dict[str, Any]:
         """Every flag's value for the current request."""
         return current().all()
+
+    def client(self) -> dict[str, Any]:
+        """The values of the current request's ``client = true`` flags (see Flags.client)."""
+        return current().client()
 
     @property
     def subject(self) -> Subject:

@@ -8,6 +8,7 @@ how many flags the snapshot holds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from bisect import bisect_right
@@ -120,6 +121,8 @@ class _Split:
         return decisions[bisect_right(bounds, self.bucket_of(k))]
 
 
+#: (prerequisite, variant required, the Decision when unmet, that Decision per variant served)
+_Requirement = tuple[str, str, Decision, dict["str | None", Decision]]
 #: (condition or None for "everyone", the Decision it serves, or the split that chooses one)
 _CompiledRule = tuple["Predicate | None", "Decision | None", "_Split | None"]
 
@@ -129,7 +132,7 @@ class _CompiledFlag:
     Decisions. Built by :meth:`Snapshot.build`; never changed afterwards.
     """
 
-    __slots__ = ("constant", "default", "overrides", "rules")
+    __slots__ = ("constant", "default", "overrides", "requires", "rules")
 
     def __init__(self, flag: Flag, segments: Mapping[str, Predicate]) -> None:
         values = {v.name: v.value for v in flag.variants}
@@ -156,6 +159,23 @@ class _CompiledFlag:
             if flag.overridable and not flag.killed
             else {}
         )
+        #: (prerequisite key, variant required, the Decision served when it is not met, and
+        #: that Decision per variant the prerequisite may serve instead: filled in by
+        #: Snapshot.build, which knows the other flags); a flag with prerequisites is never
+        #: constant (they depend on the subject)
+        self.requires: tuple[_Requirement, ...] = ()
+        if flag.requires and not flag.killed:
+            off = flag.off_variant
+            self.requires = tuple(
+                (
+                    r.flag,
+                    r.variant,
+                    Decision(flag.key, off, values[off], Reason.PREREQUISITE_FAILED),
+                    {},
+                )
+                for r in flag.requires
+            )
+            self.constant = None
 
 
 def _compile_rule(
@@ -190,6 +210,10 @@ class Snapshot:
     # A plain dict, never changed after build(): every flag read looks it up, and a read-only
     # proxy's get costs a third more than a dict's.
     _compiled: Mapping[str, _CompiledFlag] = field(default_factory=dict, repr=False, compare=False)
+    #: the environment whose overlays were applied ("" for the base flags)
+    environment: str = ""
+    #: the keys of the flags marked ``client = true``: what :meth:`Flags.client` may send
+    client_keys: tuple[str, ...] = ()
     # The loader's fingerprint of each flag's raw definition (see config.py), so that the next
     # load of the same source skips validating the flags whose text did not change.
     _fingerprints: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -203,24 +227,38 @@ class Snapshot:
         previous: Snapshot | None = None,
         *,
         fingerprints: Mapping[str, str] | None = None,
+        environment: str = "",
     ) -> Snapshot:
         """Compile validated model objects (use :func:`rampup.load` for raw data).
 
         With ``previous`` (the snapshot this one replaces), a flag whose definition is the same
         and whose segments are all the same keeps ``previous``'s compiled form, Decisions
         included: a reload costs what changed, not the whole document. A changed segment
-        recompiles every flag that uses it. ``fingerprints`` is for the loader.
+        recompiles every flag that uses it. A flag with prerequisites is always compiled
+        again: its compiled form holds answers decided from the flags it requires.
+        ``fingerprints`` is for the loader.
         """
         seg_preds = {name: compile_segment(seg) for name, seg in segments.items()}
         if previous is None:
             compiled = {key: _CompiledFlag(flag, seg_preds) for key, flag in flags.items()}
         else:
             compiled = _recompile(flags, segments, seg_preds, previous)
+        for c in compiled.values():
+            for key, want, failed, prebuilt in c.requires:
+                # Every answer a prerequisite can give, decided now: an unmet requirement
+                # then costs a dict lookup, not a Decision and its message per read.
+                for got in [v.name for v in flags[key].variants] if key in flags else []:
+                    if got != want:
+                        prebuilt[got] = dataclasses.replace(
+                            failed, detail=f"prerequisite {key!r} served {got!r}, not {want!r}"
+                        )
         return cls(
             MappingProxyType(dict(flags)),
             MappingProxyType(dict(segments)),
             origin,
             _compiled=compiled,
+            environment=environment,
+            client_keys=tuple(key for key, flag in flags.items() if flag.client),
             _fingerprints=fingerprints if fingerprints is not None else {},
         )
 
@@ -266,6 +304,10 @@ class Snapshot:
             return flag.constant
         try:
             s = subject if isinstance(subject, Subject) else subject()
+            if flag.requires:  # one falsy test for flags without prerequisites
+                unmet = self._unmet(flag.requires, s, now)
+                if unmet is not None:
+                    return unmet
             # The rule walk: the first rule that applies and serves something decides.
             for when, fixed, split in flag.rules:
                 if when is None or when(s):
@@ -283,10 +325,42 @@ class Snapshot:
 
     def constant(self, key: str) -> Decision | None:
         """The one Decision every subject gets for ``key`` (killed, no rules, or a first rule
-        serving everyone), or None when subjects can be decided differently (or ``key`` is
-        unknown). Such a flag needs no subject, and per-variant outcomes skip it."""
+        serving everyone, and no prerequisites), or None when subjects can be decided
+        differently (or ``key`` is unknown). Such a flag needs no subject, and per-variant
+        outcomes skip it."""
         flag = self._compiled.get(key)
         return None if flag is None else flag.constant
+
+    def _unmet(
+        self, requires: tuple[_Requirement, ...], s: Subject, now: float | None
+    ) -> Decision | None:
+        """The PREREQUISITE_FAILED Decision for the first requirement ``s`` does not meet, or
+        None when every one is met. Cycles are refused at load, so this recursion ends."""
+        for key, variant, failed, prebuilt in requires:
+            got = self.evaluate(key, s, now).variant
+            if got != variant:
+                d = prebuilt.get(got)
+                if d is not None:
+                    return d
+                return dataclasses.replace(
+                    failed, detail=f"prerequisite {key!r} served {got!r}, not {variant!r}"
+                )
+        return None
+
+    def prerequisite_chain(
+        self, key: str, subject: Subject, now: float | None = None, depth: int = 0
+    ) -> list[tuple[int, str, str, Decision]]:
+        """(depth, prerequisite key, variant required, its Decision) for every prerequisite of
+        ``key``, depth first, as :meth:`evaluate` checks them (``rampup explain`` prints it).
+        Lists every requirement, including those after the first unmet one."""
+        flag = self.flags.get(key)
+        out: list[tuple[int, str, str, Decision]] = []
+        if flag is None or flag.killed:
+            return out
+        for r in flag.requires:
+            out.append((depth, r.flag, r.variant, self.evaluate(r.flag, subject, now)))
+            out += self.prerequisite_chain(r.flag, subject, now, depth + 1)
+        return out
 
     def override_refusal(self, key: str, variant: str) -> str | None:
         """Why an override ``key=variant`` would not be honoured, or None if it would."""
@@ -321,7 +395,9 @@ def _recompile(
     previous: Snapshot,
 ) -> dict[str, _CompiledFlag]:
     """Compile ``flags``, reusing ``previous``'s compiled flag where nothing it depends on
-    changed (its definition, and every segment its rules reference)."""
+    changed (its definition, and every segment its rules reference). A flag with prerequisites
+    is never reused: its compiled form holds answers decided from the flags it requires (their
+    variants), which may have changed while its own definition did not."""
     old_segments = previous.segments
     # a removed segment counts as changed: a flag still using it fails to compile, as before
     changed = {
@@ -335,6 +411,7 @@ def _recompile(
         if (
             kept is not None
             and old is not None
+            and not flag.requires
             and (old is flag or _same_flag(old, flag))
             and not (changed and any(name in changed for r in flag.rules for name in r.segments))
         ):

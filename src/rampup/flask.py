@@ -23,6 +23,7 @@ try:
 except ImportError as exc:  # tested by hiding flask from sys.modules
     raise MissingDependency('rampup.flask needs Flask: pip install "rampup[flask]"') from exc
 
+from . import client
 from .context import current_or_none, register_fallback
 from .flask_views import TEMPLATE_FLAGS, environ_flags, flag_required
 from .lifecycle import Runtime
@@ -128,6 +129,8 @@ class Rampup:
         state = app.extensions["rampup"] = RampupState(middleware.runtime, middleware)
         # First, so that an app's own before_request that sets g.flags wins.
         app.before_request_funcs.setdefault(None, []).insert(0, _set_g_flags)
+        # {{ rampup_client_flags() }}: the client = true flags as a JSON <script> element
+        app.jinja_env.globals.setdefault("rampup_client_flags", client.jinja_script_tag)
         existing = app.jinja_env.globals.setdefault("flags", TEMPLATE_FLAGS)
         if existing is not TEMPLATE_FLAGS:
             log.warning(

@@ -87,7 +87,9 @@ class SnapshotActions:
             snap: Snapshot = self.source.snapshot
             flags = dict(snap.flags)
             flags[key] = change(flags[key])
-            self.source.snapshot = Snapshot.build(flags, snap.segments, snap.origin, snap)
+            self.source.snapshot = Snapshot.build(
+                flags, snap.segments, snap.origin, snap, environment=snap.environment
+            )
 
 
 Callback = Callable[[Status], object]

@@ -146,7 +146,9 @@ class Runtime:
         """``listeners``: every listener of this middleware (default: ``options.listeners``);
         adapters pass what the ``telemetry`` option adds too (the telemetry layer decides it,
         above this one)."""
-        self.source: Source = as_source(flags, watch=options.watch, strict=strict)
+        self.source: Source = as_source(
+            flags, watch=options.watch, strict=strict, env=options.environment
+        )
         self.options = options
         listeners = tuple(options.listeners if listeners is None else listeners)
         #: every listener, in order

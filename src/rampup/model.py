@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -21,6 +21,7 @@ __all__ = [
     "Flag",
     "RampStep",
     "Reason",
+    "Requirement",
     "Rollout",
     "Rule",
     "Segment",
@@ -45,6 +46,8 @@ class Reason(str, enum.Enum):
     OVERRIDE = "OVERRIDE"  #: a QA override forced the variant
     UNKNOWN_FLAG = "UNKNOWN_FLAG"  #: no flag has this key in the snapshot
     ERROR = "ERROR"  #: evaluation failed; the default variant is served and the error logged
+    #: a prerequisite flag did not serve the variant required: the off (or default) variant
+    PREREQUISITE_FAILED = "PREREQUISITE_FAILED"
 
     def __str__(self) -> str:
         return self.value
@@ -144,6 +147,14 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Requirement:
+    """A prerequisite: flag ``flag`` must serve ``variant`` to the subject."""
+
+    flag: str
+    variant: str
+
+
+@dataclass(frozen=True, slots=True)
 class Flag:
     """A feature flag as written in the flag file."""
 
@@ -157,6 +168,16 @@ class Flag:
     salt: str = ""
     #: scalar facts about the flag (owner, ticket, ...), passed on as OpenFeature flag metadata
     metadata: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    #: prerequisites, checked in order before the rules (see :class:`Requirement`)
+    requires: tuple[Requirement, ...] = ()
+    #: who to ask about this flag (a team or a person), for ``rampup refs``
+    owner: str = ""
+    #: the day a temporary flag should be gone; ``rampup check`` warns once it has passed
+    expires: date | None = None
+    #: ``temporary`` (a release flag, to delete once rolled out) or ``permanent``
+    kind: str = "temporary"
+    #: its value may be sent to browser code (``Flags.client()``)
+    client: bool = False
 
     @property
     def off_variant(self) -> str:

@@ -65,6 +65,11 @@ class Options:
     ``opentelemetry-api`` is importable), ``True``/``"on"``, ``False``/``"off"``, or a listener
     such as ``RampupTelemetry(...)``; see ``docs/telemetry.md``. The outcome book
     (:mod:`rampup.outcomes`) counts every request whatever this says.
+
+    ``environment``: the flag file's environment whose overlays apply
+    (``[environments.<name>]``, see ``docs/flag-file-advanced.md``); None reads ``$RAMPUP_ENV``,
+    and an empty name (or neither) serves the base flags. A name the file does not define is
+    an error at load.
     """
 
     user_header: str | None = None
@@ -89,6 +94,7 @@ class Options:
     listeners: tuple[Listener, ...] = ()
     watch: bool = True
     telemetry: Literal["auto"] | bool | object = "auto"
+    environment: str | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], where: str = "keyword argument") -> Options:
@@ -148,6 +154,8 @@ class OptionsDict(TypedDict, total=False):
     listeners: Iterable[Listener]
     watch: bool
     telemetry: Literal["auto"] | bool | object
+    #: the flag file's environment (``[environments.<name>]``); None reads ``$RAMPUP_ENV``
+    environment: str | None
 
 
 def unknown_names(

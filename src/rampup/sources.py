@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ._files import read_bytes
-from .config import load, load_bytes
+from .config import ENV_VAR, load, load_bytes
 from .engine import Snapshot
 from .errors import ConfigError
 
@@ -105,8 +105,13 @@ class FileSource:
         watch: bool = True,
         strict: bool = True,
         settle: float = 1.0,
+        *,
+        env: str | None = None,
     ):
         self.path = Path(path)
+        #: the environment whose overlays apply (None: ``$RAMPUP_ENV``), read once here so
+        #: that every reload serves the same environment
+        self.env = _env_name(env)
         self.interval = interval
         #: seconds a changed file must stay unchanged before it is reloaded
         self.settle = settle
@@ -120,9 +125,9 @@ class FileSource:
         try:
             raw, sig = self._read(report=False)
             if raw is None:  # missing, unreadable, or changing under us: load() says which
-                self._snapshot: Snapshot = load(self.path)
+                self._snapshot: Snapshot = load(self.path, env=self.env)
             else:
-                self._snapshot = load_bytes(raw, str(self.path))
+                self._snapshot = load_bytes(raw, str(self.path), env=self.env)
                 self._sig, self._hash = sig, _digest(raw)
         except ConfigError as exc:
             if strict:
@@ -264,7 +269,7 @@ class FileSource:
         # Remembered even when invalid: the same bad bytes are not parsed (and logged) again.
         self._sig, self._hash = sig, digest
         try:
-            snapshot = load_bytes(raw, str(self.path), previous=self._snapshot)
+            snapshot = load_bytes(raw, str(self.path), env=self.env, previous=self._snapshot)
         except ConfigError as exc:
             self._invalid(exc)
             return False
@@ -305,6 +310,10 @@ def _watch(ref: weakref.ref[FileSource], stop: threading.Event, interval: float)
         del source  # don't keep the source alive between polls
 
 
+def _env_name(env: str | None) -> str:
+    return (os.environ.get(ENV_VAR, "") if env is None else env).strip()
+
+
 _watched: weakref.WeakSet[FileSource] = weakref.WeakSet()
 
 
@@ -319,14 +328,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_restart_after_fork)
 
 
-def as_source(flags: Any, watch: bool = True, strict: bool = True) -> Source:
+def as_source(
+    flags: Any, watch: bool = True, strict: bool = True, env: str | None = None
+) -> Source:
     """A source from what users pass as ``flags=``: a path, a URL, a mapping, a Snapshot or a
     Source.
 
     ``redis://host:6379/0?namespace=shop`` (or ``rediss://`` for TLS, a password in the URL)
     is a :class:`~rampup.redis_source.RedisSource` (``rampup[redis]``); ``https://...`` or
     ``http://...`` a :class:`~rampup.http_source.HttpSource`. ``strict=False``: an invalid
-    flag file serves no flags until fixed instead of raising.
+    flag file serves no flags until fixed instead of raising. ``env``: the environment of a
+    path or mapping (None: ``$RAMPUP_ENV``); a Snapshot or a source already has one.
     """
     if isinstance(flags, str):
         scheme = flags.partition("://")[0].lower() if "://" in flags else ""
@@ -339,11 +351,11 @@ def as_source(flags: Any, watch: bool = True, strict: bool = True) -> Source:
 
             return HttpSource(flags, watch=watch)
     if isinstance(flags, str | os.PathLike):
-        return FileSource(flags, watch=watch, strict=strict)
+        return FileSource(flags, watch=watch, strict=strict, env=env)
     if isinstance(flags, Snapshot):
         return StaticSource(flags)
     if isinstance(flags, Mapping):
-        return StaticSource(load(flags))
+        return StaticSource(load(flags, env=env))
     # Not read here: such a source starts its watcher at the first read, which must happen in
     # the process that serves (a pre-fork master builds the app but never serves).
     if getattr(type(flags), "starts_on_first_read", False):

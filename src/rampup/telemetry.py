@@ -90,6 +90,7 @@ _REASONS = {
     Reason.OVERRIDE: "override",
     Reason.UNKNOWN_FLAG: "error",
     Reason.ERROR: "error",
+    Reason.PREREQUISITE_FAILED: "prerequisite_failed",
 }
 _ERROR_TYPES = {Reason.UNKNOWN_FLAG: "flag_not_found", Reason.ERROR: "general"}
 # What opentelemetry-instrumentation's is_instrumentation_enabled() reads: a key the API

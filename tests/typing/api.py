@@ -13,6 +13,9 @@ per_request = Flags(snapshot, Subject("user-42"))
 on: bool = per_request.enabled("new-checkout")
 value: object = per_request.value("checkout-button", "#000")
 everything: dict[str, object] = per_request.all()
+for_browser: dict[str, object] = per_request.client()
+base_flags: Snapshot = rampup.load({"flags": {}}, env="")
+environment: str = base_flags.environment
 
 
 def view() -> bool:

@@ -32,6 +32,7 @@ COMMANDS = (
     "status",
     "guard",
     "import_flagd",
+    "schema",
 )
 
 

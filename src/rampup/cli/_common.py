@@ -12,7 +12,7 @@ from ..engine import Snapshot
 from ..model import Decision
 from . import CommandError
 
-__all__ = ["decision_dict", "emit_json", "load_file", "parse_at", "parse_attrs"]
+__all__ = ["add_env", "decision_dict", "emit_json", "load_file", "parse_at", "parse_attrs"]
 
 
 def parse_at(text: str | None) -> float | None:
@@ -28,9 +28,19 @@ def parse_at(text: str | None) -> float | None:
     return when.timestamp()
 
 
-def load_file(path: str) -> Snapshot:
-    """Load a flag file; ConfigError propagates (main prints it, exit 1)."""
-    return load(path)
+def load_file(path: str, env: str | None = None) -> Snapshot:
+    """Load a flag file in environment ``env`` (None: ``$RAMPUP_ENV``); ConfigError
+    propagates (main prints it, exit 1)."""
+    return load(path, env=env)
+
+
+def add_env(p: Any) -> None:
+    """The ``--env`` option of the commands that read a flag file."""
+    p.add_argument(
+        "--env",
+        metavar="NAME",
+        help="apply the overlays of this environment ([environments.NAME]; default $RAMPUP_ENV)",
+    )
 
 
 def parse_attrs(pairs: list[str] | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ..model import Reason, Subject
 from ..rollout import describe
 from ..rule_text import rule_summary, rule_words
 from . import CommandError
-from ._common import decision_dict, emit_json, load_file, parse_at, parse_attrs
+from ._common import add_env, decision_dict, emit_json, load_file, parse_at, parse_attrs
 
 
 def register(sub: Any) -> None:
@@ -35,12 +35,13 @@ def register(sub: Any) -> None:
         "comma-separated for rotation (default RAMPUP_OVERRIDE_SECRET)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_env(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the decision for one subject: variant, reason, rule, bucket and override."""
-    snapshot = load_file(args.file)
+    snapshot = load_file(args.file, args.env)
     flag = snapshot.flags.get(args.flag)
     if flag is None:
         known = ", ".join(sorted(snapshot.flags)) or "(none)"
@@ -67,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     )
     if override is not None:
         data["override"] = override
+    chain = snapshot.prerequisite_chain(args.flag, subject, now)
+    data["environment"] = snapshot.environment or None
+    data["prerequisites"] = [
+        {"depth": depth, "flag": key, "requires": want, **decision_dict(got)}
+        for depth, key, want, got in chain
+    ]
     if args.json:
         emit_json(data)
         return 0
@@ -77,6 +84,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"variant   {d.variant}  (value {d.value!r})")
     print(f"reason    {d.reason.value}" + (f": {d.detail}" if d.detail else ""))
+    if snapshot.environment:
+        print(f"env       {snapshot.environment}")
+    for depth, key, want, got in chain:
+        mark = "met" if got.variant == want else "NOT met"
+        print(
+            f"requires  {'  ' * depth}{key} = {want!r}: {mark} (served {got.variant!r}, "
+            f"{got.reason.value}{': ' + got.detail if got.detail else ''})"
+        )
     if rule is not None:
         print(f"rule      #{d.rule_index}: {rule_summary(rule)}")
         print(f"          {rule_words(rule, flag)}")

@@ -38,7 +38,8 @@ from typing import Any
 from ..engine import Snapshot
 from ..model import Flag, Rule
 from . import CommandError
-from ._common import emit_json, load_file, parse_at
+from ._cleanup import as_json, lives
+from ._common import add_env, emit_json, load_file, parse_at
 
 PY_SUFFIXES = frozenset({".py"})
 TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt", ".djhtml"})
@@ -87,6 +88,14 @@ def register(sub: Any) -> None:
     p.add_argument("--flags", required=True, metavar="FILE", help="the flag file")
     p.add_argument("--at", help="judge ramps at this ISO 8601 time instead of now")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--killed-days",
+        type=int,
+        default=30,
+        metavar="N",
+        help="a flag killed this many days ago (per git blame) is a deletion candidate (30)",
+    )
+    add_env(p)
     p.set_defaults(run=run)
 
 
@@ -318,15 +327,25 @@ def analyze(snapshot: Snapshot, refs: list[Ref], files: int, now: float) -> Repo
 # -- output ---------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     """Scan ``args.paths`` and print the report; 1 if the code reads an undefined key, else 0."""
-    snapshot = load_file(args.flags)
+    snapshot = load_file(args.flags, args.env)
     now = parse_at(args.at)
     files = list(iter_files(args.paths))
     refs = [ref for path, rel in files for ref in scan_file(path, rel)]
-    report = analyze(snapshot, refs, len(files), time.time() if now is None else now)
+    when = time.time() if now is None else now
+    report = analyze(snapshot, refs, len(files), when)
+    life = lives(snapshot, args.flags, when, report.rolled_out, args.killed_days)
     if args.json:
-        emit_json(_json(report, snapshot, args.flags))
+        data = _json(report, snapshot, args.flags)
+        data["flags"] = [{**as_json(x), "refs": data["refs"][x.key]} for x in life]
+        emit_json(data)
     else:
         _print(report, snapshot, args.flags)
+        candidates = [x for x in life if x.reasons]
+        if candidates:
+            print("\nDeletion candidates (owner: why; where read):")
+        for x in candidates:
+            where = ", ".join(r.where() for r in report.refs.get(x.key, [])[:5]) or "not read"
+            print(f"  {x.key}  ({x.owner or 'no owner'}): {'; '.join(x.reasons)}; {where}")
     return 1 if report.undefined else 0
 
 

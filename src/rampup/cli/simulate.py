@@ -7,7 +7,7 @@ from typing import Any
 
 from ..model import Subject
 from . import CommandError
-from ._common import emit_json, load_file, parse_at, parse_attrs
+from ._common import add_env, emit_json, load_file, parse_at, parse_attrs
 
 BAR = 30
 
@@ -31,6 +31,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--at", help="simulate at this ISO 8601 time (for ramps)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_env(p)
     p.set_defaults(run=run)
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the share of each variant over ``args.n`` synthetic subjects."""
     if not 1 <= args.n <= 10_000_000:
         raise CommandError("--n must be between 1 and 10,000,000", 2)
-    snapshot = load_file(args.file)
+    snapshot = load_file(args.file, args.env)
     keys = args.flag or list(snapshot.flags)
     missing = [k for k in keys if k not in snapshot.flags]
     if missing:

@@ -97,6 +97,26 @@ def flag_variant(context: Any, key: str) -> str:
     return (f.variant(key) if f is not None else None) or ""
 
 
+def rampup_client_flags(context: Any, element_id: str = "rampup-flags") -> str:
+    """``{% rampup_client_flags %}``: the request's ``client = true`` flags as a JSON
+    ``<script type="application/json">`` element (values only, escaped for HTML)."""
+    from django.utils.safestring import mark_safe  # type: ignore[import-untyped]
+
+    from ...client import script_tag
+
+    f = flags_in(context)
+    # script_tag escapes < > & in the JSON, so no value can close the element.
+    return mark_safe(script_tag(f, element_id) if f is not None else _empty_script(element_id))  # type: ignore[no-any-return]
+
+
+def _empty_script(element_id: str) -> str:
+    """The element with no flags (a render outside any request)."""
+    from html import escape
+
+    return f'<script type="application/json" id="{escape(element_id)}">{{}}</script>'
+
+
 register.tag("flag", do_flag)
+register.simple_tag(rampup_client_flags, takes_context=True)
 register.simple_tag(flag_value, takes_context=True)
 register.simple_tag(flag_variant, takes_context=True)
