@@ -55,8 +55,11 @@ class HttpSource:
         timeout: float = 5.0,
         max_bytes: int = MAX_BYTES,
         headers: dict[str, str] | None = None,
+        env: str | None = None,
     ) -> None:
         self.url = url
+        #: the flag file environment applied to every document (None: ``$RAMPUP_ENV``)
+        self.env = env
         self.interval = interval
         self.watch = watch
         self.timeout = timeout
@@ -103,7 +106,7 @@ class HttpSource:
                 etag = response.headers.get("ETag")
             if len(body) > self.max_bytes:
                 raise ValueError(f"the document is larger than {self.max_bytes} bytes")
-            snapshot = load(self._parse(body), previous=self._snapshot)
+            snapshot = load(self._parse(body), env=self.env, previous=self._snapshot)
         except urllib.error.HTTPError as exc:
             if exc.code == 304:  # not modified: what we serve is current
                 self._ok()

@@ -88,8 +88,11 @@ class RedisSource:
         interval: float = 1.0,
         watch: bool = True,
         client: Any = None,
+        env: str | None = None,
     ) -> None:
         redis_url, ns = parse_url(url)
+        #: the flag file environment applied to every document (None: ``$RAMPUP_ENV``)
+        self.env = env
         self.namespace = namespace or ns or "default"
         self.store = Store(client if client is not None else redis_url, self.namespace)
         self.cache_path = Path(cache_path) if cache_path is not None else None
@@ -198,7 +201,7 @@ class RedisSource:
 
     def _boot_from_file(self, path: str | os.PathLike[str]) -> bool:
         try:
-            snapshot = load(path)
+            snapshot = load(path, env=self.env)
         except ConfigError as exc:
             log.error("rampup: fallback file %s is invalid, ignored:\n%s", path, exc)
             return False
@@ -210,7 +213,7 @@ class RedisSource:
     def _compile(self, doc: Document, origin: str | None = None) -> Snapshot:
         # previous: only what changed is validated and compiled again (a one-flag kill in a
         # 10,000-flag document costs one flag, not the document)
-        snapshot = load(doc.data, previous=self._snapshot)
+        snapshot = load(doc.data, env=self.env, previous=self._snapshot)
         where = origin or f"redis:{self.namespace}@v{doc.version}"
         return dataclasses.replace(snapshot, origin=where)
 

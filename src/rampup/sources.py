@@ -338,18 +338,18 @@ def as_source(
     is a :class:`~rampup.redis_source.RedisSource` (``rampup[redis]``); ``https://...`` or
     ``http://...`` a :class:`~rampup.http_source.HttpSource`. ``strict=False``: an invalid
     flag file serves no flags until fixed instead of raising. ``env``: the environment of a
-    path or mapping (None: ``$RAMPUP_ENV``); a Snapshot or a source already has one.
+    path, URL or mapping (None: ``$RAMPUP_ENV``); a Snapshot or a source already has one.
     """
     if isinstance(flags, str):
         scheme = flags.partition("://")[0].lower() if "://" in flags else ""
         if scheme in ("redis", "rediss"):
             from .redis_source import RedisSource  # imports redis-py: only when asked for
 
-            return RedisSource(flags, watch=watch)
+            return RedisSource(flags, watch=watch, env=env)
         if scheme in ("http", "https"):
             from .http_source import HttpSource
 
-            return HttpSource(flags, watch=watch)
+            return HttpSource(flags, watch=watch, env=env)
     if isinstance(flags, str | os.PathLike):
         return FileSource(flags, watch=watch, strict=strict, env=env)
     if isinstance(flags, Snapshot):
