@@ -7,7 +7,6 @@ redis-server. Kill a flag with the button, confirm, and see the page mark it, th
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,21 +22,11 @@ pytest.importorskip("uvicorn")
 import httpx
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from browser import ARGS, CHROMIUM
 from dashboard.clients import PREFIX
 from dashboard.conftest import redis_server, redis_url, store_url  # noqa: F401 (fixtures)
 from dashboard.servers import fastapi_app, flask_app, serve_asgi, serve_wsgi
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: a guard against hanging, not a timing assertion: the watcher normally swaps within a second
 HANG_GUARD = 20.0
 

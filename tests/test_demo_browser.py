@@ -17,22 +17,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from browser import ARGS, CHROMIUM
+
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
