@@ -398,3 +398,33 @@ def test_the_p99_waits_for_enough_control_requests() -> None:
     state = guard.states["f"]
     assert state.p99 == 0.5
     assert state.tail_timed == {"on": 1, "off": 200}
+
+
+def test_a_held_stage_does_not_advance_and_says_so() -> None:
+    """held = true: evidence that would advance leaves the stage where it is; the status is
+    "hold: held by an operator" and waits for an operator's release; released, it advances."""
+    source, book, guard, seen = setup(held=True)
+    book.add("on", 8000, 40)
+    book.add("off", 792000, 4000)
+    (status,) = guard.step(HOUR)
+    assert (status.verdict, status.reason) == ("hold", "held by an operator")
+    assert status.waiting_for == ("an operator's release (held by an operator)",)
+    assert source.snapshot.flags["f"].rules[0].rollout.stage == 0  # type: ignore[union-attr]
+    assert not [s for s in seen if s.verdict == "advance"]
+    source.snapshot = flags()  # released (same stage): the next look advances
+    (status,) = guard.step(HOUR + 10)
+    assert status.verdict == "advance"
+    assert source.snapshot.flags["f"].rules[0].rollout.stage == 1  # type: ignore[union-attr]
+
+
+def test_a_held_stage_still_halts_on_harm() -> None:
+    """Holding a stage never hides harm: errors at 5x the control's kill the held flag."""
+    source, book, guard, seen = setup(held=True)
+    now = 0.0
+    for _ in range(60):
+        now += 10
+        book.add("on", 20, 2)
+        book.add("off", 2000, 40)
+        guard.step(now)
+    assert source.snapshot.flags["f"].killed
+    assert [s.verdict for s in seen if s.verdict == "halt"] == ["halt"]

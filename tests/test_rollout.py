@@ -126,6 +126,7 @@ def test_problems_are_located(tmp_path: Path) -> None:
         ({"stages": [1], "guard": 3}, "expects a table"),
         ("fast", "expects a table"),
         ({"stages": [1], "not_before": "2026-01-01"}, "expects a list of dates"),
+        ({"stages": [1], "held": "yes"}, r"held: expects true or false \(true: an operator"),
     ],
 )
 def test_invalid_rollouts_are_refused(rollout: Any, message: str) -> None:
@@ -224,6 +225,21 @@ def test_guard_status_reads_sums(path: Path, tmp_path: Path) -> None:
     assert data[0]["verdict"] == "halt"
     assert data[1]["verdict"] == "hold"
     assert data[1]["waiting_for"][0] == "the hold (30m left)"
+
+
+def test_a_held_rollout_loads_and_guard_status_says_so(path: Path) -> None:
+    """held = true loads (false by default); `describe` and `rampup guard status` say the stage
+    is held by an operator."""
+    assert find_rollout(rampup.load(path).flags["theme"])[1].held is False  # type: ignore[index]
+    path.write_text(ROLLOUT.replace("control = ", "held = true, control = "), encoding="utf-8")
+    _, rollout = find_rollout(rampup.load(path).flags["theme"])  # type: ignore[misc]
+    assert rollout.held is True
+    assert describe(rollout).endswith(", held by an operator")
+    proc = cli("guard", "status", str(path))
+    assert proc.returncode == 0, proc.stderr
+    theme = proc.stdout.split("theme:")[1]
+    assert "verdict  hold: held by an operator" in theme
+    assert "waits for an operator's release (held by an operator)" in theme
 
 
 def test_guard_status_explains_a_bad_counts_file(path: Path, tmp_path: Path) -> None:

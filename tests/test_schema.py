@@ -72,6 +72,15 @@ def test_schema_fields_are_the_loader_fields(schema_def: str, loader_fields: set
     assert set(SCHEMA["definitions"][schema_def]["properties"]) == loader_fields
 
 
+def test_schema_rollout_fields_are_the_loader_fields() -> None:
+    """A rule's rollout table (held included) allows the same fields as the loader."""
+    from rampup import rollout
+
+    props = SCHEMA["definitions"]["rule"]["properties"]["rollout"]["properties"]
+    assert set(props) == rollout._ROLLOUT
+    assert set(props["guard"]["properties"]) == rollout._GUARD
+
+
 def test_schema_top_level_and_operators_match_the_loader() -> None:
     """Top-level tables and the operator list are the loader's."""
     assert set(SCHEMA["properties"]) == config._TOP

@@ -3,8 +3,10 @@
 Every few seconds a daemon thread (or a caller of :meth:`Guard.step`) reads each guarded flag's
 per-variant sums through an :class:`OutcomeReader`, runs the tests of ``guard_stats`` and
 decides **halt** (kill the flag), **advance** (the next stage) or **hold**, acting through an
-:class:`Actions` object. Every decision is logged, passed to the user's callback (which cannot
-break anything) and, when ``opentelemetry-api`` is importable, emitted as a span event.
+:class:`Actions` object. A rollout an operator holds (``held = true``) never advances, but
+still halts on evidence of harm. Every decision is logged, passed to the user's callback
+(which cannot break anything) and, when ``opentelemetry-api`` is importable, emitted as a
+span event.
 
 The guard keeps one :class:`StageState` per flag: plain, serialisable data (``to_dict`` /
 ``from_dict``), so a shared store can persist it and a restart resumes. What the guard can do
@@ -58,6 +60,8 @@ log = logging.getLogger("rampup.guard")
 ADVANCE_AT = 20.0
 #: hold when the sample-ratio test's p-value is below this
 SRM_P = 0.001
+#: the hold's reason while an operator holds the stage (``held = true`` in its rollout)
+HELD = "held by an operator"
 #: latency tests skip each stage's first minute (caches, JIT, connection pools warming up)
 LATENCY_WARMUP = 60.0
 #: latency needs this many control requests timed before the p99 is frozen
@@ -259,6 +263,8 @@ class Guard:
         if verdict == "hold" and last:
             verdict, waiting = "done", ["nothing: the last stage is reached"]
         elif verdict == "hold":
+            if rollout.held:  # an operator's pause: it blocks advancing, never a halt above
+                waiting.append(f"an operator's release ({HELD})")
             if srm < SRM_P:
                 observed = nt / max(nt + nc, 1) * 100
                 waiting.append(
@@ -285,6 +291,8 @@ class Guard:
                     f"E_adv={_num(log_adv)} after {_count(nt)} requests "
                     f"({xt} vs {xc} error subjects)"
                 )
+        if verdict == "hold" and rollout.held:
+            reason = HELD
         return Status(
             key,
             rollout.stage,

@@ -259,6 +259,10 @@ class FleetActions:
                             f"{flag}: the store's rollout is at stage {current}, not "
                             f"{index - 1}: someone moved it; the guard will look again"
                         )
+                    if rollout.get("held") is True and current != index:
+                        raise StoreError(
+                            f"{flag}: an operator held the rollout meanwhile; not advancing"
+                        )
                     rollout["stage"] = index
                     return data
             raise StoreError(f"{flag}: no rollout rule in namespace {self.store.namespace!r}")

@@ -108,7 +108,8 @@ class Rollout:
     The guard (``rampup.guard``) advances ``stage`` on evidence and kills the flag on a
     regression; the rule's :class:`Split` always holds the current stage's weights, so
     evaluation never looks at this. ``not_before[i]`` (when given) is the earliest time stage
-    ``i`` may start; ``hold`` is the minimum seconds in a stage before advancing.
+    ``i`` may start; ``hold`` is the minimum seconds in a stage before advancing; ``held``
+    (set and cleared by an operator) pauses advancing, never halting.
     """
 
     stages: tuple[float, ...]
@@ -124,6 +125,8 @@ class Rollout:
     alpha: float = 0.01
     #: treatment requests a stage must see before it may advance
     min_requests: int = 1000
+    #: set by an operator: the guard still halts on harm but does not advance
+    held: bool = False
 
     @property
     def share(self) -> float:

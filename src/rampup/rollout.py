@@ -12,6 +12,8 @@ pure function of (snapshot, subject, clock). Buckets stay monotonic because a sp
 lays its variants out in the flag's variant order (see ``engine._split_table``): with two
 variants one of them owns a range growing from one end, so nobody served the treatment at 1 %
 flips back at 5 %. Only a store or the in-process guard (``rampup.guard``) changes ``stage``.
+``held = true`` (written by an operator, e.g. the dashboard's Hold button) keeps the guard from
+advancing; it still halts on evidence of harm.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ __all__ = [
     "with_stage",
 ]
 
-_ROLLOUT = {"stages", "stage", "hold", "not_before", "guard", "treatment", "control"}
+_ROLLOUT = {"stages", "stage", "hold", "held", "not_before", "guard", "treatment", "control"}
 _GUARD = {"errors", "latency", "alpha", "min_requests"}
 _LATENCY = {False: "", "mean": "mean", "p99": "p99", True: "both", "both": "both"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -91,6 +93,7 @@ def describe(rollout: Rollout) -> str:
         f"{rollout.share:g} %, {rollout.control} the rest), hold {hold}, guard on "
         + (", ".join(checks) or "nothing")
         + f", alpha {rollout.alpha:g}"
+        + (", held by an operator" if rollout.held else "")
     )
 
 
@@ -144,6 +147,9 @@ def parse_rollout(
         bad("stage", f"expects a stage index (0 for the first), got {stage!r}")
     elif isinstance(raw_stages, list) and stage >= len(raw_stages):
         bad("stage", f"{stage} is past the last stage", f"0 to {len(raw_stages) - 1}")
+    held = raw.get("held", False)
+    if not isinstance(held, bool):
+        bad("held", f"expects true or false (true: an operator holds the stage), got {held!r}")
     hold = parse_duration(raw.get("hold", "30m"))
     if hold is None:
         bad("hold", f'expects a duration like "30m", "2h" or seconds, got {raw.get("hold")!r}')
@@ -205,6 +211,7 @@ def parse_rollout(
         latency,
         float(alpha),
         int(min_requests),
+        held,
     )
 
 

@@ -78,6 +78,24 @@ def test_guard_evidence_and_verdict_on_the_flag_page() -> None:
     assert "no guard attached" in html
 
 
+def test_a_held_rollout_on_a_read_only_flag_page() -> None:
+    """A held rollout: the guard's verdict reads "hold: held by an operator", the page badges it
+    held and, read-only, shows the edit that releases it (an unheld one: the edit that holds)."""
+    data = example_doc()
+    data["flags"]["fast-search"]["rules"][0]["rollout"]["held"] = True
+    snap = load(data)
+    dash = Dashboard(snap, authorize=_authorize, guard=Guard(StaticSource(snap), StaticReader({})))
+    html = Client(dash.wsgi).get("/flag/fast-search", headers=USER).get_data(as_text=True)
+    assert "hold: held by an operator" in html
+    assert '<span class="badge held">held</span>' in html
+    assert 'id="edit-hold"' in html
+    assert "rollout = { held = false, ... }" in html
+    plain = Dashboard(load(example_doc()), authorize=_authorize)
+    html = Client(plain.wsgi).get("/flag/fast-search", headers=USER).get_data(as_text=True)
+    assert "rollout = { held = true, ... }" in html
+    assert "badge held" not in html
+
+
 def test_no_subject_id_on_any_page(store_url: str) -> None:
     """Listed segment keys and key conditions never reach a page, the history's diffs included."""
     store = Store(store_url)

@@ -95,10 +95,11 @@ def test_post_without_a_valid_token_is_refused(make: Any, store_url: str) -> Non
     """A POST with no or a wrong CSRF token is 403 and writes nothing."""
     client = make(store_url)
     client.get(f"{PREFIX}/")  # gets the session cookie
-    for data in ({"reason": "r", "confirm": "yes"}, {"csrf": "forged", "reason": "r"}):
-        status, html, _ = client.post(f"{PREFIX}/flag/new-checkout/kill", data)
-        assert status == 403
-        assert "token" in html or "session" in html
+    for path in ("new-checkout/kill", "fast-search/hold", "fast-search/release"):
+        for data in ({"reason": "r", "confirm": "yes"}, {"csrf": "forged", "reason": "r"}):
+            status, html, _ = client.post(f"{PREFIX}/flag/{path}", data)
+            assert status == 403, path
+            assert "token" in html or "session" in html
     store = Store(store_url)
     assert store.head()[0] == 1  # type: ignore[index]
     store.close()
@@ -147,6 +148,7 @@ def test_invalid_inputs_are_400(make: Any, store_url: str) -> None:
         (f"{PREFIX}/flag/nope/kill", {"reason": "r", "confirm": "yes"}),
         (f"{PREFIX}/rollback", {"version": "1; DROP"}),
         (f"{PREFIX}/flag/fast-search/advance", {"stage": "-1"}),
+        (f"{PREFIX}/flag/fast-search/hold", {"reason": " "}),
     ]
     for path, data in cases:
         assert client.post(path, {"csrf": csrf, **data})[0] == 400, path
@@ -201,3 +203,39 @@ def test_flask_callback_sees_the_flask_session() -> None:
     r = client.get(f"{PREFIX}/")
     assert r.status_code == 200
     assert "· ann</span>" in r.get_data(as_text=True)
+
+
+def test_hold_and_release_through_redis(make: Any, store_url: str) -> None:
+    """Hold sets held in the rollout through the store, with who and why in its history; the
+    page offers Release, which clears it; a second Release is refused (409)."""
+    client = make(store_url)
+    _, html, _ = client.get(f"{PREFIX}/flag/fast-search")
+    csrf = csrf_of(html)
+    assert "Hold at this stage" in html
+    assert "Release the hold" not in html
+    store = Store(store_url)
+    path = f"{PREFIX}/flag/fast-search"
+    status, _, headers = client.post(f"{path}/hold", {"csrf": csrf, "reason": "peak sales"})
+    assert status == 303
+    assert headers["Location"].startswith(f"{path}?done=")
+    live = store.get()
+    assert live is not None
+    assert live.data["flags"]["fast-search"]["rules"][0]["rollout"]["held"] is True
+    assert live.data["flags"]["fast-search"]["rules"][0]["rollout"]["stage"] == 1
+    assert (live.by, live.reason) == ("alice (dashboard)", "hold fast-search: peak sales")
+    _, html, _ = client.get(path)
+    assert "Release the hold" in html
+    assert "held by an operator" in html
+    assert "hold fast-search: peak sales" in html  # the flag's own history: the audit entry
+    _, html, _ = client.get(f"{PREFIX}/history")
+    assert "hold fast-search: peak sales" in html
+    assert client.post(f"{path}/hold", {"csrf": csrf, "reason": "again"})[0] == 409
+    status, _, _ = client.post(f"{path}/release", {"csrf": csrf, "reason": "sales over"})
+    assert status == 303
+    live = store.get()
+    assert live is not None
+    assert "held" not in live.data["flags"]["fast-search"]["rules"][0]["rollout"]
+    assert (live.version, live.reason) == (3, "release fast-search: sales over")
+    assert client.post(f"{path}/release", {"csrf": csrf})[0] == 409
+    assert "Hold at this stage" in client.get(path)[1]
+    store.close()

@@ -15,7 +15,7 @@ import pytest
 from rampup import load
 from rampup.dashboard import Dashboard, Unprotected
 from rampup.dashboard import history as hist
-from rampup.dashboard.edits import kill_edit, stage_edit
+from rampup.dashboard.edits import held_edit, kill_edit, stage_edit
 from rampup.dashboard.http import Request
 from rampup.dashboard.live import figures, wilson
 from rampup.dashboard.security import SESSION_COOKIE, Csrf, is_loopback, who
@@ -139,7 +139,8 @@ def test_diff_names_kills_and_rule_changes_without_ids() -> None:
 
 
 def test_read_only_edits_in_the_files_syntax() -> None:
-    """A TOML file gets `killed = true` under [flags.X]; YAML its own form; a rollout its stage."""
+    """A TOML file gets `killed = true` under [flags.X]; YAML its own form; a rollout its stage
+    and its hold."""
     snap = load(example_doc())
     toml = kill_edit(SimpleNamespace(path=EXAMPLE), snap.flags["new-checkout"], True)
     assert toml.text == "[flags.new-checkout]\nkilled = true"
@@ -150,6 +151,10 @@ def test_read_only_edits_in_the_files_syntax() -> None:
     assert stage is not None
     assert "stage = 2" in stage.text
     assert stage_edit(SimpleNamespace(path=EXAMPLE), snap.flags["new-checkout"], 2) is None
+    hold = held_edit(SimpleNamespace(path="f.yaml"), snap.flags["fast-search"])
+    assert hold is not None
+    assert "rollout: { held: true, ... }" in hold.text
+    assert held_edit(SimpleNamespace(path=EXAMPLE), snap.flags["new-checkout"]) is None
 
 
 def _request(**kw: Any) -> Request:

@@ -187,6 +187,20 @@ def test_an_advance_is_a_compare_and_set_stage_write(store: Store) -> None:
         actions.set_stage(FLAG, 3, state)
 
 
+def test_an_advance_is_refused_when_an_operator_held_the_stage_meanwhile(store: Store) -> None:
+    """A rollout held in the store (after the guard looked) is not advanced by its write."""
+    from rampup.errors import StoreError
+
+    doc = document()
+    doc["flags"][FLAG]["rules"][0]["rollout"]["held"] = True
+    store.push(doc)
+    with pytest.raises(StoreError, match="an operator held the rollout"):
+        FleetActions(store).set_stage(FLAG, 1, StageState(FLAG, 1, 0.0))
+    live = store.get()
+    assert live is not None
+    assert live.data["flags"][FLAG]["rules"][0]["rollout"]["stage"] == 0
+
+
 def test_guard_status_reads_the_fleet(store: Store, redis_url: str) -> None:
     """`rampup guard status --redis URL --namespace NS` prints each rollout's stage, counts,
     E, E_adv, the verdict and who evaluates; --json carries the same."""

@@ -1,10 +1,12 @@
 """What the dashboard does, through the store's compare-and-set writes: kill, unkill, roll back,
-advance a guarded stage. Every input is validated first; every write is an audit entry.
+advance, hold or release a guarded stage. Every input is validated first; every write is an
+audit entry.
 
 The audit entry is the store's own history record (who: ``by``, when: ``updated_at``, what: the
 diff and the reason's prefix, why: the reason), so the CLI's ``rampup history`` shows it too; it
-is also logged on the ``rampup.dashboard`` logger. **Hold** is not an action: the guard holds by
-itself until its evidence is in, and its API has no pause switch (a kill stops a rollout).
+is also logged on the ``rampup.dashboard`` logger. **Hold** sets ``held = true`` in the flag's
+rollout: the guard keeps watching and still halts on harm, but does not advance until a
+**Release** removes it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from ..errors import StoreError
 
-__all__ = ["MAX_REASON", "Invalid", "Outcome", "advance", "kill", "rollback", "unkill"]
+__all__ = ["MAX_REASON", "Invalid", "Outcome", "advance", "hold", "kill", "rollback", "unkill"]
 
 log = logging.getLogger("rampup.dashboard")
 
@@ -112,3 +114,32 @@ def advance(store: Any, key: str, expect_stage: int, reason: str, user: str) -> 
     doc = store.update(change, reason=note, by=_by(user))
     _audit(user, f"advance {key}", reason, doc.version)
     return Outcome(doc.version, f"{key} advanced to stage {expect_stage + 1} (v{doc.version})")
+
+
+def hold(store: Any, key: str, held: bool, reason: str, user: str) -> Outcome:
+    """Hold (``held=True``) or release ``key``'s guarded rollout: sets or removes ``held`` in its
+    rollout; refused when it is already so (someone else got there first)."""
+    verb = "hold" if held else "release"
+
+    def change(data: dict[str, Any]) -> dict[str, Any]:
+        flag = (data.get("flags") or {}).get(key)
+        if not isinstance(flag, dict):
+            raise StoreError(f"no flag {key!r} in the store's document")
+        for rule in flag.get("rules") or []:
+            rollout = rule.get("rollout") if isinstance(rule, dict) else None
+            if isinstance(rollout, dict):
+                if (rollout.get("held") is True) == held:
+                    now = "held" if held else "not held"
+                    raise StoreError(f"{key} is {now} already: reload the page and look again")
+                if held:
+                    rollout["held"] = True
+                else:
+                    rollout.pop("held", None)
+                return data
+        raise StoreError(f"{key} has no guarded rollout")
+
+    note = f"{verb} {key}" + (f": {reason}" if reason else "")
+    doc = store.update(change, reason=note, by=_by(user))
+    _audit(user, f"{verb} {key}", reason, doc.version)
+    said = "held: the guard halts on harm but does not advance" if held else "released"
+    return Outcome(doc.version, f"{key} {said} (v{doc.version})")

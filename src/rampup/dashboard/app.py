@@ -10,6 +10,8 @@
     POST /flag/KEY/kill       reason, csrf; answered by a confirmation page until confirm=yes
     POST /flag/KEY/unkill     reason, csrf
     POST /flag/KEY/advance    stage (the stage seen), reason, csrf
+    POST /flag/KEY/hold       reason (required), csrf: the guard stops advancing it
+    POST /flag/KEY/release    reason, csrf: lifts the hold
     POST /rollback            version, reason, csrf (a rollback that lifts a kill is confirmed)
 
 Writes need a writable source (the Redis store); with a file or HTTP source the pages show the
@@ -33,7 +35,7 @@ from ..outcomes import book as process_book
 from ..sources import as_source
 from . import actions, history, render
 from .assets import CSS, JS
-from .edits import Edit, kill_edit, stage_edit
+from .edits import Edit, held_edit, kill_edit, stage_edit
 from .http import Request, Response, asgi_app, wsgi_app
 from .live import OutcomeProvider, figures, live_json
 from .security import SECURITY_HEADERS, SESSION_COOKIE, Authorize, Csrf, check_mount, who
@@ -282,6 +284,7 @@ class Dashboard:
             if view.kind == "rollout":
                 stage = next(r.rollout.stage for r in flag.rules if r.rollout is not None)
                 edits["advance"] = stage_edit(self.source, flag, stage + 1)
+                edits["hold"] = held_edit(self.source, flag)
         return render.flag_page(
             page,
             view=view,
@@ -322,7 +325,7 @@ class Dashboard:
             if (
                 len(parts) != 4
                 or parts[1] != "flag"
-                or parts[3] not in ("kill", "unkill", "advance")
+                or parts[3] not in ("kill", "unkill", "advance", "hold", "release")
             ):
                 return Response(404, render.error_page(page, 404, "no such action"))
             key, verb = unquote(parts[2]), parts[3]
@@ -353,6 +356,10 @@ class Dashboard:
                 done = actions.kill(self.store, key, reason, request.user)
             elif verb == "unkill":
                 done = actions.unkill(self.store, key, actions.reason_of(form, False), request.user)
+            elif verb in ("hold", "release"):
+                held = verb == "hold"
+                reason = actions.reason_of(form, required=held)
+                done = actions.hold(self.store, key, held, reason, request.user)
             else:
                 stage = actions.int_of(form, "stage")
                 done = actions.advance(

@@ -9,7 +9,7 @@ from typing import Any
 from ..model import Flag
 from ..rollout import find_rollout
 
-__all__ = ["Edit", "kill_edit", "stage_edit", "where"]
+__all__ = ["Edit", "held_edit", "kill_edit", "stage_edit", "where"]
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -57,6 +57,19 @@ def kill_edit(source: Any, flag: Flag, kill: bool) -> Edit:
 
 def stage_edit(source: Any, flag: Flag, stage: int) -> Edit | None:
     """The edit that moves ``flag``'s guarded rollout to ``stage`` (0-based), None without one."""
+    return _rollout_edit(source, flag, "stage", str(stage))
+
+
+def held_edit(source: Any, flag: Flag) -> Edit | None:
+    """The edit that holds (or, if held, releases) ``flag``'s guarded rollout, None without
+    one."""
+    found = find_rollout(flag)
+    if found is None:
+        return None
+    return _rollout_edit(source, flag, "held", "false" if found[1].held else "true")
+
+
+def _rollout_edit(source: Any, flag: Flag, field: str, value: str) -> Edit | None:
     found = find_rollout(flag)
     if found is None:
         return None
@@ -64,14 +77,14 @@ def stage_edit(source: Any, flag: Flag, stage: int) -> Edit | None:
     fmt, place = where(source)
     if fmt == "yaml":
         text = f"flags:\n  {flag.key}:\n    rules:\n      - # rule {index + 1}\n" + (
-            f"        rollout: {{ stage: {stage}, ... }}"
+            f"        rollout: {{ {field}: {value}, ... }}"
         )
     elif fmt == "json":
         text = f'"flags": {{ "{flag.key}": {{ "rules": [ ... rule {index + 1}: '
-        text += f'{{ "rollout": {{ "stage": {stage}, ... }} }} ] }} }}'
+        text += f'{{ "rollout": {{ "{field}": {value}, ... }} }} ] }} }}'
     else:
         text = (
             f"# rule {index + 1} of [flags.{_toml_key(flag.key)}]\n"
-            f"rollout = {{ stage = {stage}, ... }}"
+            f"rollout = {{ {field} = {value}, ... }}"
         )
     return Edit(f"In {place}, set:", text)

@@ -310,22 +310,41 @@ def flag_page(
                 "(pass guard= to see its evidence and verdict)</dd>"
             )
         act = ""
-        if view.kind == "rollout" and not view.waits.startswith("nothing"):
-            stage = next(r.rollout.stage for r in f.rules if r.rollout is not None)
+        ro = next((r.rollout for r in f.rules if r.rollout is not None), None)
+        last = ro is None or ro.stage + 1 >= len(ro.stages)
+        if ro is not None and not last:
             if p.writable:
                 act = _form(
                     p,
                     f"/flag/{quote(key, safe='')}/advance",
-                    f'<input type="hidden" name="stage" value="{stage}">'
+                    f'<input type="hidden" name="stage" value="{ro.stage}">'
                     + _reason(False, "why advance now"),
                     "Advance to the next stage",
                     "primary",
                 )
             elif edits.get("advance"):
                 act = _edit(edits["advance"], "edit-advance")  # type: ignore[arg-type]
+        if ro is not None and (not last or ro.held):
+            # Hold pauses advancing only: the guard still halts on evidence of harm.
+            if p.writable and ro.held:
+                act += _form(
+                    p,
+                    f"/flag/{quote(key, safe='')}/release",
+                    _reason(False, "why release"),
+                    "Release the hold",
+                )
+            elif p.writable:
+                act += _form(
+                    p,
+                    f"/flag/{quote(key, safe='')}/hold",
+                    _reason(True, "why hold (required)"),
+                    "Hold at this stage",
+                )
+            elif edits.get("hold"):
+                act += _edit(edits["hold"], "edit-hold")  # type: ignore[arg-type]
             act += (
-                '<p class="small muted">Hold: the guard holds by itself until its evidence is '
-                "in; its API has no pause switch. To stop a rollout, kill the flag.</p>"
+                '<p class="small muted">Hold: the guard keeps watching and still halts on harm, '
+                "but does not advance until released. To stop a rollout, kill the flag.</p>"
             )
         rollout = f'<div class="card"><h2>Rollout</h2><dl class="kv">{dl}</dl>{act}</div>'
     # -- history of this flag

@@ -74,7 +74,10 @@ def flag_view(flag: Flag, kill: KillRecord | None = None, now: datetime | None =
             f"stage {rollout.stage} of {len(rollout.stages)}: "
             f"{rollout.treatment} {rollout.share:g} %"
         )
-        if rollout.stage + 1 < len(rollout.stages):
+        if rollout.held:
+            badges.append("held")
+            waits = "an operator's release (held by an operator; the guard still halts on harm)"
+        elif rollout.stage + 1 < len(rollout.stages):
             nxt = rollout.stages[rollout.stage + 1]
             hold = f"{rollout.hold / 60:g} min" if rollout.hold >= 60 else f"{rollout.hold:g} s"
             waits = (
@@ -116,7 +119,7 @@ def flag_view(flag: Flag, kill: KillRecord | None = None, now: datetime | None =
         else:
             stale = True  # no rule: the default for everyone
     if kind in ("rollout", "ramp"):
-        badges.append("rollout")
+        badges.insert(0, "rollout")
     if flag.killed:
         badges.insert(0, "killed")
         stale = False
