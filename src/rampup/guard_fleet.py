@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
@@ -49,7 +49,7 @@ from .engine import Snapshot
 from .errors import StoreError
 from .guard import Callback, Guard, StageState, Status, VariantCounts
 from .guard_book import slow_count
-from .outcomes import BUCKETS, OutcomeBook, OutcomeSnapshot
+from .outcomes import BUCKETS, OutcomeBook, OutcomeSnapshot, VariantStats
 from .outcomes import book as process_book
 from .store import Store
 
@@ -135,6 +135,26 @@ def flush(store: Store, book: OutcomeBook, since: OutcomeSnapshot) -> OutcomeSna
 
 
 # -- reading ------------------------------------------------------------------------------------
+def _parse(raw: Mapping[Any, Any]) -> dict[str, tuple[VariantCounts, list[int]]]:
+    """One flag's outcome hash as ``{variant: (counts, histogram buckets)}``."""
+    out: dict[str, tuple[VariantCounts, list[int]]] = {}
+    for k, v in raw.items():
+        stat, _, variant = _text(k).partition(":")
+        counts, buckets = out.setdefault(variant, (VariantCounts(), [0] * BUCKETS))
+        value = _text(v)
+        if stat in _STATS:
+            setattr(counts, stat, int(value))
+        elif stat == "log_sum":
+            counts.lat_sum = float(value)
+        elif stat == "log_sq_sum":
+            counts.lat_sumsq = float(value)
+        elif stat.startswith("b") and stat[1:].isdigit() and int(stat[1:]) < BUCKETS:
+            buckets[int(stat[1:])] = int(value)
+    for counts, _ in out.values():
+        counts.lat_n = counts.requests  # every request the book counts is timed
+    return out
+
+
 class FleetReader:
     """An :class:`~rampup.guard.OutcomeReader` over the fleet's sums in Redis."""
 
@@ -142,22 +162,30 @@ class FleetReader:
         self.store = store
 
     def _read(self, flag: str) -> dict[str, tuple[VariantCounts, list[int]]]:
-        out: dict[str, tuple[VariantCounts, list[int]]] = {}
-        for k, v in self.store.client.hgetall(outcomes_key(self.store, flag)).items():
-            stat, _, variant = _text(k).partition(":")
-            counts, buckets = out.setdefault(variant, (VariantCounts(), [0] * BUCKETS))
-            value = _text(v)
-            if stat in _STATS:
-                setattr(counts, stat, int(value))
-            elif stat == "log_sum":
-                counts.lat_sum = float(value)
-            elif stat == "log_sq_sum":
-                counts.lat_sumsq = float(value)
-            elif stat.startswith("b") and stat[1:].isdigit() and int(stat[1:]) < BUCKETS:
-                buckets[int(stat[1:])] = int(value)
-        for counts, _ in out.values():
-            counts.lat_n = counts.requests  # every request the book counts is timed
-        return out
+        return _parse(self.store.client.hgetall(outcomes_key(self.store, flag)))
+
+    def snapshot(self, flags: Iterable[str]) -> OutcomeSnapshot:
+        """The fleet sums of ``flags`` as an :class:`~rampup.outcomes.OutcomeSnapshot` (one
+        pipelined round trip; a flag with nothing flushed is absent). Raises the client's
+        error when Redis does not answer."""
+        keys = list(flags)
+        if not keys:
+            return OutcomeSnapshot({}, time.time())
+        pipe = self.store.client.pipeline(transaction=False)
+        for flag in keys:
+            pipe.hgetall(outcomes_key(self.store, flag))
+        out: dict[str, dict[str, VariantStats]] = {}
+        for flag, raw in zip(keys, pipe.execute(), strict=True):
+            for variant, (c, buckets) in _parse(raw).items():
+                out.setdefault(flag, {})[variant] = VariantStats(
+                    requests=c.requests,
+                    errors=c.errors,
+                    error_subjects=c.error_subjects,
+                    log_sum=c.lat_sum,
+                    log_sq_sum=c.lat_sumsq,
+                    buckets=tuple(buckets) if any(buckets) else (),
+                )
+        return OutcomeSnapshot(out, time.time())
 
     def counts(self, flag: str) -> Mapping[str, VariantCounts]:
         """Each variant's fleet sums."""
@@ -165,8 +193,6 @@ class FleetReader:
 
     def quantile(self, flag: str, variant: str, q: float) -> float | None:
         """The variant's fleet latency quantile (from the summed histogram)."""
-        from .outcomes import VariantStats
-
         got = self._read(flag).get(variant)
         if got is None:
             return None

@@ -20,6 +20,7 @@ edit to make instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -31,6 +32,7 @@ from urllib.parse import quote, unquote, urlencode
 from ..config import load
 from ..engine import Snapshot
 from ..errors import StoreError
+from ..outcomes import OutcomeSnapshot
 from ..outcomes import book as process_book
 from ..sources import as_source
 from . import actions, history, render
@@ -45,6 +47,9 @@ __all__ = ["Dashboard"]
 
 log = logging.getLogger("rampup.dashboard")
 
+#: the live figures' label when they are the fleet's sums from Redis
+FLEET_LABEL = "fleet-wide"
+
 
 class Dashboard:
     """A control page over a flag source.
@@ -54,9 +59,11 @@ class Dashboard:
     it writable. ``authorize``: given the :class:`~rampup.dashboard.http.Request`, return the
     user or None (403); required unless ``debug=True`` (then loopback clients only).
     ``secret``: the CSRF key, shared by every worker of a multi-process server (default: one
-    random per process). ``outcomes``/``outcomes_label``: where live figures come from (default:
-    this process's outcome book). ``guard``: a :class:`~rampup.guard.Guard` whose evidence and
-    verdict to show.
+    random per process). ``outcomes``/``outcomes_label``: where live figures come from. By
+    default, with a store, the fleet's sums that ``rampup.guard_fleet`` flushes to Redis
+    (labelled "fleet-wide"), else (nothing flushed for the flags shown, Redis down, no store)
+    this process's outcome book (labelled "this process"). ``guard``: a
+    :class:`~rampup.guard.Guard` whose evidence and verdict to show.
     """
 
     def __init__(
@@ -77,6 +84,8 @@ class Dashboard:
         self.store: Any = getattr(self.source, "store", None)
         self.outcomes: OutcomeProvider = outcomes or process_book.snapshot
         self.outcomes_label = outcomes_label
+        #: read the fleet's sums from Redis first (only when the caller chose no provider)
+        self.fleet = outcomes is None and self.store is not None
         self.guard = guard
         self.csrf = Csrf(secret)
         self._cache: tuple[int, Snapshot, list[Any]] | None = None
@@ -120,6 +129,21 @@ class Dashboard:
         with self._lock:
             self._cache = (head[0], snap, hist)
         return snap, hist, ""
+
+    def live_outcomes(self, keys: list[str]) -> tuple[OutcomeSnapshot, str]:
+        """(outcome snapshot, its label) for the flags ``keys``: the fleet's sums in Redis when
+        any of them has some, else this process's book (or the caller's provider)."""
+        if self.fleet:
+            from ..guard_fleet import FleetReader
+
+            try:
+                fleet = FleetReader(self.store).snapshot(keys)
+            except Exception as exc:  # Redis down: this process's figures, labelled so
+                log.warning("rampup.dashboard: reading the fleet's outcome sums failed: %s", exc)
+            else:
+                if fleet.flags:
+                    return fleet, FLEET_LABEL
+        return self.outcomes(), self.outcomes_label
 
     def source_label(self, hist: list[Any]) -> str:
         """``Redis store shop · v12`` or ``flags.toml``: what the header names."""
@@ -214,7 +238,8 @@ class Dashboard:
             return Response(200, render.history_page(page, pairs, self._notice(q), serving))
         if path == "/api/live.json":
             keys = [q["flag"]] if q.get("flag") else None
-            data = live_json(snap.flags, self.outcomes(), self.outcomes_label, keys)
+            outcomes, label = self.live_outcomes(keys if keys is not None else list(snap.flags))
+            data = live_json(snap.flags, outcomes, label, keys)
             return Response(200, json.dumps(data), "application/json")
         if path.startswith("/flag/") and path.count("/") == 2:
             key = unquote(path[len("/flag/") :])
@@ -237,7 +262,8 @@ class Dashboard:
         views = [flag_view(f, kills.get(k)) for k, f in sorted(snap.flags.items())]
         counts = {f: sum(1 for v in views if matches(v, "", f)) for f in FILTERS}
         shown = [v for v in views if matches(v, text, filt)]
-        outcomes = self.outcomes()
+        outcomes, label = self.live_outcomes([v.key for v in shown])
+        page = dataclasses.replace(page, label=label)
         figs = {v.key: figures(v.flag, outcomes.read(v.key)) for v in shown if outcomes.read(v.key)}
         return render.list_page(
             page,
@@ -263,7 +289,9 @@ class Dashboard:
         flag = snap.flags[key]
         kill: KillRecord | None = kill_records(hist).get(key)
         view: FlagView = flag_view(flag, kill)
-        figs = figures(flag, self.outcomes().read(key))
+        outcomes, label = self.live_outcomes([key])
+        page = dataclasses.replace(page, label=label)
+        figs = figures(flag, outcomes.read(key))
         guard = None
         if self.guard is not None:
             try:

@@ -1,10 +1,12 @@
 """Live figures per (flag, variant): requests, error rate with a Wilson interval, p50 and p99.
 
-Where they come from is labelled on the page: by default the outcome book of *this process*
-(``rampup.outcomes.book``); pass ``outcomes=`` a function returning an
-:class:`~rampup.outcomes.OutcomeSnapshot` of fleet-wide sums and a ``outcomes_label`` to show
-those instead. A variant is **regressing** when its error-rate interval lies wholly above the
-baseline variant's (the rollout's control, else the off variant, else the default).
+Where they come from is labelled on the page: with the Redis store, the fleet's sums flushed by
+``rampup.guard_fleet`` ("fleet-wide", read by ``Dashboard.live_outcomes``), else (or when Redis
+has none or is down) the outcome book of *this process* (``rampup.outcomes.book``); pass
+``outcomes=`` a function returning an :class:`~rampup.outcomes.OutcomeSnapshot` of fleet-wide
+sums and a ``outcomes_label`` to show those instead. A variant is **regressing** when its
+error-rate interval lies wholly above the baseline variant's (the rollout's control, else the off
+variant, else the default).
 """
 
 from __future__ import annotations
