@@ -24,6 +24,7 @@ from typing import Any
 from .config import load
 from .engine import Snapshot
 from .errors import ConfigError
+from .watching import StartsOnFirstRead
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,13 +39,10 @@ log = logging.getLogger("rampup")
 MAX_BYTES = 10 * 1024 * 1024
 
 
-class HttpSource:
+class HttpSource(StartsOnFirstRead):
     """Flags from ``url`` (JSON, or TOML when the path ends in ``.toml``), polled every
     ``interval`` seconds. ``status`` is ``"ready"``, ``"stale"`` (serving the last good after
     an error) or ``"error"`` (nothing good fetched yet: no flag is defined)."""
-
-    #: ``as_source`` must not read ``snapshot`` at set-up: the first read starts the watcher
-    starts_on_first_read = True
 
     def __init__(
         self,
@@ -80,19 +78,6 @@ class HttpSource:
                 url,
                 self.last_error,
             )
-
-    @property
-    def snapshot(self) -> Snapshot:
-        """The current snapshot; the first read in a process starts its poller (the pid is
-        compared at the first read and every 256th: ``os.getpid()`` is a system call)."""
-        n = self._reads = self._reads + 1
-        if n & 255 == 1 and self._pid != os.getpid():
-            self._start()
-        return self._snapshot
-
-    @snapshot.setter
-    def snapshot(self, value: Snapshot) -> None:
-        self._snapshot = value
 
     def poll(self) -> bool:
         """Fetch once; swap if the document changed. False if the fetch or the document

@@ -44,6 +44,7 @@ from .config import load
 from .engine import Snapshot
 from .errors import ConfigError, StoreError
 from .store import Document, Store, canonical, parse_url
+from .watching import StartsOnFirstRead
 
 __all__ = ["READY", "STALE", "STATUS_ERROR", "RedisSource", "live_sources"]
 
@@ -65,7 +66,7 @@ def _jitter(seconds: float) -> float:
     return seconds * random.uniform(0.8, 1.2)  # spreads a fleet's polls; not security
 
 
-class RedisSource:
+class RedisSource(StartsOnFirstRead):
     """The flag document of one Redis namespace, served from memory.
 
     ``url`` is ``redis://host:6379/0?namespace=shop`` (``rediss://`` for TLS; a password goes
@@ -73,9 +74,6 @@ class RedisSource:
     ``"error"``), ``age`` (seconds since Redis last confirmed the served document),
     ``last_error``, ``version``, ``sha`` and ``updated_at`` of the served document.
     """
-
-    #: ``as_source`` must not read ``snapshot`` at set-up: the first read starts the watcher
-    starts_on_first_read = True
 
     def __init__(
         self,
@@ -117,23 +115,6 @@ class RedisSource:
         _sources.add(self)
 
     # -- the request path: a counter, an attribute read; a pid comparison every 256 reads --
-    @property
-    def snapshot(self) -> Snapshot:
-        """The current snapshot; the first read in a process starts its watcher.
-
-        The pid is compared at the first read and then every 256th: ``os.getpid()`` is a
-        system call (up to a microsecond in some sandboxes), too dear for every request, and a
-        fork that skipped the at-fork hooks is still caught within 256 reads.
-        """
-        n = self._reads = self._reads + 1
-        if n & 255 == 1 and self._pid != os.getpid():
-            self._start()
-        return self._snapshot
-
-    @snapshot.setter
-    def snapshot(self, value: Snapshot) -> None:
-        self._snapshot = value
-
     @property
     def age(self) -> float:
         """Seconds since Redis last confirmed the served document (inf: never)."""

@@ -87,28 +87,33 @@ def rollback(store: Any, version: int, reason: str, user: str) -> Outcome:
     return Outcome(doc.version, f"rolled back to v{version}, now live as v{doc.version}")
 
 
+def _rollout_of(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """The guarded rollout of flag ``key`` in a store document (the mapping to edit in place)."""
+    flag = (data.get("flags") or {}).get(key)
+    if not isinstance(flag, dict):
+        raise StoreError(f"no flag {key!r} in the store's document")
+    for rule in flag.get("rules") or []:
+        rollout = rule.get("rollout") if isinstance(rule, dict) else None
+        if isinstance(rollout, dict):
+            return rollout
+    raise StoreError(f"{key} has no guarded rollout")
+
+
 def advance(store: Any, key: str, expect_stage: int, reason: str, user: str) -> Outcome:
     """Move ``key``'s guarded rollout from ``expect_stage`` to the next stage; refused when the
     stage moved meanwhile (someone else, or the guard, got there first)."""
 
     def change(data: dict[str, Any]) -> dict[str, Any]:
-        flag = (data.get("flags") or {}).get(key)
-        if not isinstance(flag, dict):
-            raise StoreError(f"no flag {key!r} in the store's document")
-        for rule in flag.get("rules") or []:
-            rollout = rule.get("rollout") if isinstance(rule, dict) else None
-            if isinstance(rollout, dict):
-                stage = int(rollout.get("stage", 0))
-                if stage != expect_stage:
-                    raise StoreError(
-                        f"{key} is at stage {stage} now, not {expect_stage}: "
-                        "reload the page and look again"
-                    )
-                if stage + 1 >= len(rollout.get("stages") or []):
-                    raise StoreError(f"{key} is at its last stage already")
-                rollout["stage"] = stage + 1
-                return data
-        raise StoreError(f"{key} has no guarded rollout")
+        rollout = _rollout_of(data, key)
+        stage = int(rollout.get("stage", 0))
+        if stage != expect_stage:
+            raise StoreError(
+                f"{key} is at stage {stage} now, not {expect_stage}: reload the page and look again"
+            )
+        if stage + 1 >= len(rollout.get("stages") or []):
+            raise StoreError(f"{key} is at its last stage already")
+        rollout["stage"] = stage + 1
+        return data
 
     note = f"advance {key} to stage {expect_stage + 1}" + (f": {reason}" if reason else "")
     doc = store.update(change, reason=note, by=_by(user))
@@ -122,21 +127,15 @@ def hold(store: Any, key: str, held: bool, reason: str, user: str) -> Outcome:
     verb = "hold" if held else "release"
 
     def change(data: dict[str, Any]) -> dict[str, Any]:
-        flag = (data.get("flags") or {}).get(key)
-        if not isinstance(flag, dict):
-            raise StoreError(f"no flag {key!r} in the store's document")
-        for rule in flag.get("rules") or []:
-            rollout = rule.get("rollout") if isinstance(rule, dict) else None
-            if isinstance(rollout, dict):
-                if (rollout.get("held") is True) == held:
-                    now = "held" if held else "not held"
-                    raise StoreError(f"{key} is {now} already: reload the page and look again")
-                if held:
-                    rollout["held"] = True
-                else:
-                    rollout.pop("held", None)
-                return data
-        raise StoreError(f"{key} has no guarded rollout")
+        rollout = _rollout_of(data, key)
+        if (rollout.get("held") is True) == held:
+            now = "held" if held else "not held"
+            raise StoreError(f"{key} is {now} already: reload the page and look again")
+        if held:
+            rollout["held"] = True
+        else:
+            rollout.pop("held", None)
+        return data
 
     note = f"{verb} {key}" + (f": {reason}" if reason else "")
     doc = store.update(change, reason=note, by=_by(user))
