@@ -5,7 +5,8 @@ first request a worker starts a reporter thread that checks every millisecond wh
 ``RELOAD_PROBE`` is killed in the snapshot it serves and appends ``pid 0|1 monotonic`` to
 ``RELOAD_REPORT`` on each change (CLOCK_MONOTONIC is system-wide, so the benchmark compares
 it with the moment it wrote the change). ``RELOAD_FULL=1`` is the baseline: every reload
-validates and compiles the whole document again (``previous`` dropped), as before.
+parses, validates and compiles the whole document again (``previous`` and the FileSource's
+TOML cache dropped), as before.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ if os.environ.get("RELOAD_FULL") == "1":
     from rampup import http_source, sources
 
     def _full(load: Any) -> Any:
-        def without_previous(*args: Any, previous: Any = None) -> Any:
-            return load(*args)
+        def without_previous(
+            *args: Any, previous: Any = None, toml_cache: Any = None, **kwargs: Any
+        ) -> Any:
+            return load(*args, **kwargs)
 
         return without_previous
 

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ._toml import TomlCache
 from .errors import Problem
 
 if sys.version_info >= (3, 11):
@@ -129,8 +130,11 @@ def read_bytes(path: str | os.PathLike[str]) -> tuple[bytes | None, Problem | No
     return raw, None
 
 
-def decode(raw: bytes, name: str) -> tuple[Any, str, Problem | None]:
-    """(data, text, problem): parse the bytes of the flag file ``name`` (its suffix says how)."""
+def decode(
+    raw: bytes, name: str, toml_cache: TomlCache | None = None
+) -> tuple[Any, str, Problem | None]:
+    """(data, text, problem): parse the bytes of the flag file ``name`` (its suffix says how;
+    a TOML file through ``toml_cache`` if given)."""
     if b"\x00" in raw:
         return None, "", Problem(name, "", "file contains NUL bytes: not a text flag file")
     try:
@@ -154,15 +158,18 @@ def decode(raw: bytes, name: str) -> tuple[Any, str, Problem | None]:
             hint="a flag file holds a `flags` table; docs/flag-file.md has an example",
         )
         return None, text, empty
-    data, problem = parse(text, Path(name).suffix.lower(), name)
+    data, problem = parse(text, Path(name).suffix.lower(), name, toml_cache)
     return data, text, problem
 
 
-def parse(text: str, suffix: str, name: str) -> tuple[Any, Problem | None]:
-    """Parse ``text`` as the format named by ``suffix``."""
+def parse(
+    text: str, suffix: str, name: str, toml_cache: TomlCache | None = None
+) -> tuple[Any, Problem | None]:
+    """Parse ``text`` as the format named by ``suffix`` (TOML through ``toml_cache`` if given:
+    the same result, parsing only what changed since its last text)."""
     fmt = {".toml": "TOML", ".json": "JSON"}.get(suffix, "YAML")
     try:
-        return _parse(text, suffix, name)
+        return _parse(text, suffix, name, toml_cache)
     except RecursionError:
         return None, Problem(name, "", f"invalid {fmt}: nested too deeply")
     except (ValueError, TypeError, OverflowError) as exc:
@@ -171,10 +178,13 @@ def parse(text: str, suffix: str, name: str) -> tuple[Any, Problem | None]:
         return None, Problem(name, "", f"invalid {fmt}: {exc}")
 
 
-def _parse(text: str, suffix: str, name: str) -> tuple[Any, Problem | None]:
+def _parse(
+    text: str, suffix: str, name: str, toml_cache: TomlCache | None
+) -> tuple[Any, Problem | None]:
     if suffix == ".toml":
+        loads = tomllib.loads if toml_cache is None else toml_cache.loads
         try:
-            return tomllib.loads(text), None
+            return loads(text), None
         except tomllib.TOMLDecodeError as exc:
             msg = str(exc)
             m = re.search(r"line (\d+)", msg)

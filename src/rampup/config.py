@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _files
+from ._toml import TomlCache
 from .engine import Snapshot
 from .errors import ConfigError, Problem
 from .model import BUCKETS, Condition, Flag, RampStep, Requirement, Rule, Segment, Split, Variant
@@ -94,16 +95,31 @@ def load(
 
 
 def load_bytes(
-    raw: bytes, name: str, env: str | None = None, previous: Snapshot | None = None
+    raw: bytes,
+    name: str,
+    env: str | None = None,
+    previous: Snapshot | None = None,
+    *,
+    toml_cache: TomlCache | None = None,
 ) -> Snapshot:
     """Load flags from the bytes of a flag file called ``name`` (its suffix picks the format),
-    as :func:`load` does: what a watcher read and checked is exactly what gets parsed."""
+    as :func:`load` does: what a watcher read and checked is exactly what gets parsed.
+
+    ``toml_cache``: a TOML file is parsed through it, which parses only the flags whose text
+    changed since the last load through the same cache (the result is the same).
+    """
     env = _env_name(env)
-    return _guarded(name, lambda: _build(raw, name, env, previous))
+    return _guarded(name, lambda: _build(raw, name, env, previous, toml_cache))
 
 
-def _build(raw: bytes, name: str, env: str = "", previous: Snapshot | None = None) -> Snapshot:
-    data, text, problem = _files.decode(raw, name)
+def _build(
+    raw: bytes,
+    name: str,
+    env: str = "",
+    previous: Snapshot | None = None,
+    toml_cache: TomlCache | None = None,
+) -> Snapshot:
+    data, text, problem = _files.decode(raw, name, toml_cache)
     if problem is not None:
         raise ConfigError([problem])
     return _Loader(name, text, previous).build(data, env)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ._files import read_bytes
+from ._toml import TomlCache
 from .config import ENV_VAR, load, load_bytes
 from .engine import Snapshot
 from .errors import ConfigError
@@ -84,7 +85,8 @@ class FileSource:
 
     An invalid edit is logged once and the last good snapshot keeps serving. A reload that
     drops flags logs a warning naming them. A reload validates and compiles only the flags
-    whose definition changed (see :func:`rampup.load`'s ``previous``).
+    whose definition changed (see :func:`rampup.load`'s ``previous``), and of a TOML file
+    parses only the flags whose text changed (it keeps the last text's tables for that).
 
     The watcher thread starts at the first read of ``snapshot`` (or :meth:`start`), so a
     process that never serves a request, such as a gunicorn ``--preload`` master, runs none.
@@ -122,12 +124,16 @@ class FileSource:
         self._polls = 0
         self._seen: tuple[Signature, bytes, float] | None = None  # an in-place edit settling
         self._gone_logged = False
+        #: a TOML file's flags parsed at the last load, so that a reload parses what changed
+        self._toml = TomlCache()
         try:
             raw, sig = self._read(report=False)
             if raw is None:  # missing, unreadable, or changing under us: load() says which
                 self._snapshot: Snapshot = load(self.path, env=self.env)
             else:
-                self._snapshot = load_bytes(raw, str(self.path), env=self.env)
+                self._snapshot = load_bytes(
+                    raw, str(self.path), env=self.env, toml_cache=self._toml
+                )
                 self._sig, self._hash = sig, _digest(raw)
         except ConfigError as exc:
             if strict:
@@ -269,7 +275,13 @@ class FileSource:
         # Remembered even when invalid: the same bad bytes are not parsed (and logged) again.
         self._sig, self._hash = sig, digest
         try:
-            snapshot = load_bytes(raw, str(self.path), env=self.env, previous=self._snapshot)
+            snapshot = load_bytes(
+                raw,
+                str(self.path),
+                env=self.env,
+                previous=self._snapshot,
+                toml_cache=self._toml,
+            )
         except ConfigError as exc:
             self._invalid(exc)
             return False
