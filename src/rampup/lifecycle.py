@@ -101,6 +101,9 @@ class RequestListener(Listener, Protocol):
     # adapter need not follow the response body to its end. Absent: always True.
     # Optional: ``hears_decisions = False``: never told of decisions, only of each request's
     # start and end, which are then always reported (the outcome book's recorder).
+    # Optional: ``ends_need_reads = True``: the end of a request that read no flag is moot to
+    # it (nothing was recorded); when every listener says so, such a request's end is not
+    # reported at all, and its adapter does no end-of-request work.
     # A listener may also drop itself from ``flags.listeners``: it then hears nothing more
     # of that request, and once every listener has left, the request's end is not reported.
 
@@ -119,10 +122,11 @@ class Runtime:
 
     __slots__ = (
         "_end_always",
+        "_end_info",
         "_ends",
+        "_ends_need_reads",
         "_failed",
         "_starts",
-        "_wants",
         "all_listeners",
         "debug_from",
         "eager",
@@ -158,9 +162,17 @@ class Runtime:
         self.listeners = tuple(x for x in listeners if getattr(x, "hears_decisions", True))
         self._starts = tuple(lst for lst in listeners if hasattr(lst, "on_request_start"))
         self._ends = tuple(lst for lst in listeners if hasattr(lst, "on_request_end"))
-        self._wants = tuple(getattr(lst, "wants_end", None) for lst in self._ends)
+        #: per end listener: (it, its wants_end or None, told of every end even after
+        #: leaving the request: it hears no decisions, so it never leaves)
+        self._end_info = tuple(
+            (lst, getattr(lst, "wants_end", None), not getattr(lst, "hears_decisions", True))
+            for lst in self._ends
+        )
         #: the end of every request is reported, even once every decision listener left
         self._end_always = any(not getattr(x, "hears_decisions", True) for x in self._ends)
+        #: no listener cares how a request that read no flag ended (the usual setup: the
+        #: outcome recorder and telemetry), so requests reading none skip the end dispatch
+        self._ends_need_reads = all(getattr(x, "ends_need_reads", False) for x in self._ends)
         #: an adapter must report the end of each request (status, error) to listeners
         self.needs_end = bool(self._ends)
         #: requests are timed (perf_counter at open) for listeners
@@ -269,7 +281,12 @@ class Runtime:
         a response)? Never raises: a failing answer counts as yes."""
         if not self._ends or (not f.listeners and not self._end_always):
             return False  # none, or every listener left this request
-        for want in self._wants:
+        if self._ends_need_reads and not f._decisions:  # (a RequestFlags: ours to read)
+            return False  # no flag read: nothing any listener recorded
+        listening = f.listeners
+        for lst, want, always in self._end_info:
+            if not always and lst not in listening:
+                continue  # it left this request: it hears nothing more of it
             if want is None:
                 return True
             try:
@@ -282,9 +299,14 @@ class Runtime:
 
     def finish(self, f: RequestFlags, status: int | None, error: BaseException | None) -> None:
         """Tell listeners the request ended. Never raises."""
-        if not f.listeners and not self._end_always:
+        if (not f.listeners and not self._end_always) or (
+            self._ends_need_reads and not f._decisions
+        ):
             return
-        for lst in self._ends:
+        listening = f.listeners
+        for lst, _want, always in self._end_info:
+            if not always and lst not in listening:
+                continue  # it left this request: it hears nothing more of it
             try:
                 lst.on_request_end(f, status, error)
             except Exception:

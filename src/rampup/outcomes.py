@@ -456,6 +456,8 @@ class OutcomeRecorder:
     #: not told of each flag read (a middleware calls only on_request_end): the book counts a
     #: request's decisions at its end, so a read costs nothing more with the book
     hears_decisions = False
+    #: a request that read no flag has nothing to count: its end need not be reported
+    ends_need_reads = True
 
     def __init__(self, book: OutcomeBook | None = None) -> None:
         self.book = book if book is not None else _process_book

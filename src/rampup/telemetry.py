@@ -150,6 +150,9 @@ class RampupTelemetry:
 
     #: how rampup._telemetry_auto tells a telemetry listener from others without importing this
     rampup_telemetry = True
+    #: nothing is recorded before a flag is read, so a request that read none has no end to
+    #: handle (what ``on_request_start`` kept goes with the request's Flags)
+    ends_need_reads = True
 
     __slots__ = (
         "_baggage",
