@@ -4,6 +4,8 @@
 Per evaluation (cases of bench_eval.py: (b) 10 % split by subject key, (c) segment rule
 (email ends_with @example.com) else a 10 % split), one distinct user per call:
   engine      snapshot.evaluate(key, Subject)                      rampup alone (baseline)
+  engine full the same, building the Subject from the context's key and attributes: the
+              least any provider over the engine can cost (bench_eval.py's "full")
   provider    RampupProvider.resolve_boolean_details(key, False, ctx)   called directly
   sdk         client.get_boolean_details(key, False, ctx)            through the SDK
   sdk floor   the same call with a dict provider (returns a prebuilt FlagResolutionDetails):
@@ -127,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         items[f"{c}|engine"] = h.Item(
             f"{c}|engine", lambda s, k=key: snapshot.evaluate(k, s), subjects
         )
+        items[f"{c}|engine full"] = h.Item(
+            f"{c}|engine full",
+            lambda x, k=key: snapshot.evaluate(k, Subject(x.targeting_key, x.attributes)),
+            contexts,
+        )
         items[f"{c}|provider"] = h.Item(
             f"{c}|provider", lambda x, k=key: resolve(k, False, x), contexts
         )
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     misses = []
     for c in CASES:
         engine = items[f"{c}|engine"]
-        for path in ("engine", "provider", "sdk", "sdk floor"):
+        for path in ("engine", "engine full", "provider", "sdk", "sdk floor"):
             it = items[f"{c}|{path}"]
             target, verdict = "—", ""
             if path == "provider":
@@ -175,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"| ({c}) | {path} | {it.median:.3f} | {h.same_round_ratio(it, engine):.1f}x "
                 f"| {h.spread_pct(it.samples_us):.0f} % | {target} | {verdict} |"
             )
+        provider, full = items[f"{c}|provider"], items[f"{c}|engine full"]
+        print(
+            f"|  | provider minus engine full | {h.same_round_diff(provider, full):.3f} | | | "
+            "(what the provider adds to the engine) | |"
+        )
         sdk, floor = items[f"{c}|sdk"], items[f"{c}|sdk floor"]
         print(
             f"|  | sdk minus its floor | {h.same_round_diff(sdk, floor):.3f} | | | "

@@ -95,14 +95,9 @@ def subject_of(context: EvaluationContext | None) -> Subject:
         raise ValueError(f"attributes must be a mapping, got {type(attributes).__name__}")
     if not key:
         return Subject(None, attributes)
-    # clean_key's test, unrolled (this runs per evaluation): isprintable() rules out every
-    # whitespace but the ASCII space, so a strip() can only remove spaces at the ends
-    if (
-        type(key) is not str
-        or len(key) > MAX_KEY
-        or not key.isprintable()
-        or " " in (key[0], key[-1])
-    ):
+    # clean_key's test, unrolled (this runs per evaluation); strip() hands back a key with
+    # nothing to strip unchanged, which makes the last test cheaper than looking at both ends
+    if type(key) is not str or len(key) > MAX_KEY or not key.isprintable() or key.strip() != key:
         raise ValueError(
             "targeting_key must be a printable string of at most 256 characters without "
             f"surrounding spaces, got {str(key)[:60]!r}"
@@ -139,6 +134,10 @@ def _error(default: Any, code: ErrorCode, message: str) -> FlagResolutionDetails
     return FlagResolutionDetails(
         value=default, error_code=code, error_message=message, reason=OFReason.ERROR
     )
+
+
+def _not_found(default: Any, key: str) -> FlagResolutionDetails[Any]:
+    return _error(default, ErrorCode.FLAG_NOT_FOUND, f"rampup: no flag {key!r}")
 
 
 class RampupProvider(AbstractProvider):
@@ -312,35 +311,43 @@ class RampupProvider(AbstractProvider):
             snapshot = self.source.snapshot
             if snapshot is not self._cached_for:  # a new snapshot: start the caches afresh
                 self._renew(snapshot)
-            flag = snapshot.flags.get(key)
-            if flag is None:
-                return _error(default, ErrorCode.FLAG_NOT_FOUND, f"rampup: no flag {key!r}")
             try:
                 subject = subject_of(context)
             except ValueError as exc:
+                if key not in snapshot.flags:  # an unknown flag is reported first
+                    return _not_found(default, key)
                 return _error(default, ErrorCode.INVALID_CONTEXT, f"rampup: {exc}")
             # inside a rampup request, its QA overrides apply (None outside one)
             request = current_if_any()
             override = None if request is None else request.override_for(key)
             d = snapshot.evaluate(key, subject, None, override)
             # The engine returns prebuilt Decisions: their answer is built once per snapshot.
-            cache = self._cache[kind]
-            hit = cache.get(id(d))
-            if hit is not None and hit[0] is d:
+            # An entry holds its Decision, so no other object can have that id meanwhile.
+            hit = self._cache[kind].get(id(d))
+            if hit is not None:
                 return hit[1]
-            if not _CHECKS[kind](d.value):
-                return _error(
-                    default,
-                    ErrorCode.TYPE_MISMATCH,
-                    f"rampup: flag {key!r} serves {type(d.value).__name__}, not {kind}",
-                )
-            details = self._details(snapshot, flag, d, default, kind)
-            if details.error_code is None and details.reason != OFReason.DISABLED:
-                cache[id(d)] = (d, details)  # not the caller's default: the same every time
-            return details
+            return self._answer(snapshot, key, d, default, kind)
         except Exception as exc:  # the SDK would log and return the default at ~90 µs
             log.exception("rampup: resolving flag %r for OpenFeature failed", key)
             return _error(default, ErrorCode.GENERAL, f"rampup: {exc!r}")
+
+    def _answer(
+        self, snapshot: Snapshot, key: str, d: Decision, default: Any, kind: str
+    ) -> FlagResolutionDetails[Any]:
+        """The answer for a Decision not met before; cached when it is the same every time."""
+        flag = snapshot.flags.get(key)
+        if flag is None:  # an unknown key, or a snapshot serving no flags
+            return _not_found(default, key)
+        if not _CHECKS[kind](d.value):
+            return _error(
+                default,
+                ErrorCode.TYPE_MISMATCH,
+                f"rampup: flag {key!r} serves {type(d.value).__name__}, not {kind}",
+            )
+        details = self._details(snapshot, flag, d, default, kind)
+        if details.error_code is None and details.reason != OFReason.DISABLED:
+            self._cache[kind][id(d)] = (d, details)  # not the caller's default: the same always
+        return details
 
     def _renew(self, snapshot: Snapshot) -> None:
         self._cache = {kind: {} for kind in _CHECKS}

@@ -99,6 +99,14 @@ def test_bad_context_is_invalid_context(client: Any, context: EvaluationContext)
     assert (d.value, d.error_code) == (False, "INVALID_CONTEXT")
 
 
+def test_unknown_flag_is_reported_before_a_bad_context() -> None:
+    """An unknown flag is FLAG_NOT_FOUND, with a valid context or one rampup cannot use."""
+    provider = RampupProvider(FLAGS)
+    for context in (None, EvaluationContext("u"), EvaluationContext("bad\nkey")):
+        d = provider.resolve_boolean_details("nope", True, context)
+        assert (d.value, d.error_code) == (True, "FLAG_NOT_FOUND")
+
+
 def test_subject_of_maps_targeting_key_and_attributes() -> None:
     """targeting_key becomes the subject key, the other attributes its attributes."""
     s = subject_of(EvaluationContext("u1", {"plan": "pro"}))
