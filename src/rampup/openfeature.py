@@ -43,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in tests
 
 __all__ = [
     "OVERRIDE",
+    "PREREQUISITE_FAILED",
     "OpenFeatureBackend",
     "RampupProvider",
     "RequestTransactionContext",
@@ -56,6 +57,9 @@ log = logging.getLogger("rampup")
 
 #: The custom OpenFeature reason of a variant forced by a rampup QA override.
 OVERRIDE = "OVERRIDE"
+#: The custom reason of a flag whose prerequisite was not met (it serves its ``off`` variant):
+#: a normal evaluation, not an error, as LaunchDarkly reports it
+PREREQUISITE_FAILED = "PREREQUISITE_FAILED"
 
 _EMPTY_METADATA: Mapping[str, Any] = {}
 _NOBODY = Subject(None)
@@ -375,6 +379,8 @@ class RampupProvider(AbstractProvider):
             of_reason = OFReason.SPLIT
         elif reason is Reason.OVERRIDE:
             of_reason = OVERRIDE
+        elif reason is Reason.PREREQUISITE_FAILED:
+            of_reason = PREREQUISITE_FAILED
         else:  # ERROR: the engine logged it and served the flag's default variant
             return _error(default, ErrorCode.GENERAL, f"rampup: {d.detail}")
         value = d.value

@@ -17,7 +17,7 @@ from openfeature.provider import ProviderStatus
 
 import rampup
 from rampup.context import Flags, bound
-from rampup.openfeature import OVERRIDE, RampupProvider, subject_of
+from rampup.openfeature import OVERRIDE, PREREQUISITE_FAILED, RampupProvider, subject_of
 from rampup.sources import FileSource
 
 FLAGS = {
@@ -122,6 +122,24 @@ def test_override_of_the_current_request_is_reason_override() -> None:
     with bound(Flags(snapshot, overrides={"plain": "off"})):  # as a QA override header does
         d = provider.resolve_boolean_details("plain", True)
     assert (d.value, d.variant, d.reason) == (False, "off", OVERRIDE)
+
+
+def test_a_prerequisite_not_met_is_a_normal_evaluation() -> None:
+    """A flag whose prerequisite is not met serves its ``off`` variant with the custom reason
+    PREREQUISITE_FAILED (not an error with the caller's default); met, its rules decide."""
+    provider = RampupProvider(
+        {
+            "flags": {
+                "gate": {"rules": [{"conditions": [{"attribute": "key", "op": "in",
+                                                    "value": ["in"]}], "serve": "on"}]},
+                "child": {"default": "on", "requires": [{"flag": "gate"}]},
+            }
+        }
+    )  # fmt: skip
+    d = provider.resolve_boolean_details("child", True, EvaluationContext("out"))
+    assert (d.value, d.variant, d.reason, d.error_code) == (False, "off", PREREQUISITE_FAILED, None)
+    d = provider.resolve_boolean_details("child", False, EvaluationContext("in"))
+    assert (d.value, d.variant, d.error_code) == (True, "on", None)
 
 
 def test_float_from_integer_and_object_checks() -> None:
