@@ -57,6 +57,8 @@ log = logging.getLogger("rampup")
 
 #: The custom OpenFeature reason of a variant forced by a rampup QA override.
 OVERRIDE = "OVERRIDE"
+#: Decisions an OpenFeatureBackend remembers at most (see ``OpenFeatureBackend._decision``)
+_MEMO_SIZE = 4096
 #: The custom reason of a flag whose prerequisite was not met (it serves its ``off`` variant):
 #: a normal evaluation, not an error, as LaunchDarkly reports it
 PREREQUISITE_FAILED = "PREREQUISITE_FAILED"
@@ -566,6 +568,8 @@ class OpenFeatureBackend:
         self.types: dict[str, str] = dict(types or {})
         self._declared = frozenset(self.types)
         self.split_reasons = frozenset(str(r) for r in split_reasons)
+        #: (flag, variant, reason, type and value answered) -> the Decision made of it
+        self._memo: dict[tuple[Any, ...], Decision] = {}
         self.snapshot: Snapshot = _ClientSnapshot({}, {}, "<openfeature>", backend=self)
         if transaction_context:
             api.set_transaction_context_propagator(RequestTransactionContext())
@@ -595,16 +599,33 @@ class OpenFeatureBackend:
             return Decision(key, None, None, Reason.ERROR, detail=repr(exc)[:200])
 
     def _decision(self, key: str, details: FlagEvaluationDetails[Any]) -> Decision:
+        # The same answer gives the same Decision object, as a rampup snapshot's prebuilt ones
+        # do: the outcome book and telemetry find what they learned of a Decision by its
+        # identity, and a new object per request would make them learn it on every request.
         value = details.value
         reason = str(details.reason or OFReason.UNKNOWN)
+        try:
+            # type(value): 1, 1.0 and True are equal keys but different answers
+            memo_key: tuple[Any, ...] | None = (key, details.variant, reason, type(value), value)
+            hash(memo_key)
+        except TypeError:  # an object value (dict, list): built afresh
+            memo_key = None
+        d = self._memo.get(memo_key) if memo_key is not None else None
+        if d is not None:
+            return d
         mapped = Reason.SPLIT if reason in self.split_reasons else _REASONS.get(reason)
-        return Decision(
+        d = Decision(
             key,
             details.variant or variant_text(value),
             value,
             Reason.RULE_MATCH if mapped is None else mapped,
             detail=f"openfeature: {reason}",
         )
+        if memo_key is not None:
+            if len(self._memo) >= _MEMO_SIZE:  # bounded: a provider may answer many values
+                self._memo.clear()
+            self._memo[memo_key] = d
+        return d
 
     def __repr__(self) -> str:
         return f"OpenFeatureBackend({self.client!r})"

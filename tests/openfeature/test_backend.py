@@ -307,3 +307,34 @@ def test_override_values_follow_the_flag_type() -> None:
         ("s", "on"): "on",
     }
     assert snap.override_refusal("anything", "any") is None
+
+
+def test_the_same_answer_is_the_same_decision_so_the_outcome_book_learns_it_once(
+    counting: Counting,
+) -> None:
+    """Equal answers from the client give one Decision object (as a snapshot's prebuilt ones),
+    so the outcome book counts many requests with one combination instead of learning a new
+    one per request; different answers stay different Decisions."""
+    from rampup.outcomes import OutcomeBook, OutcomeRecorder
+
+    provider = RampupProvider(RAMPUP_FLAGS)
+    api.set_provider_and_wait(provider)
+    backend = OpenFeatureBackend(api.get_client(), types={"split": "boolean"})
+    seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        seen.append(rampup.flags.decision("split"))
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    book = OutcomeBook()
+    mw = WSGIMiddleware(app, backend, user_header="X-User-Id", listeners=[OutcomeRecorder(book)])
+    client = Client(mw)
+    for i in range(40):
+        client.get("/", headers={"X-User-Id": f"user-{i}"})
+    # Two answers (on and off) among 40 subjects: two Decision objects, two combinations
+    assert {d.variant for d in seen} == {"on", "off"}
+    assert len({id(d) for d in seen}) == 2
+    rows = {r["variant"]: r["requests"] for r in rampup.outcomes.report(book)}
+    assert sum(rows.values()) == 40
+    assert len(book._combos) == 2  # white-box: one combination per answer, not per request
