@@ -2,11 +2,13 @@
 """Instructions per request of bench_middleware.py's plain WSGI and ASGI variants, counted by
 ``valgrind --tool=callgrind``: figures that do not move with the machine's load.
 
-Timings on a shared 2-core machine move by 2-4x with what else runs; instruction counts are
-repeatable to about 1 %, whatever the load (Python's hash seed and the garbage collector's
-timing leave that much). They are no substitute for time: a syscall or a cache miss costs more
-than its instructions say. Use them to compare code (this copy against ``--ab REF``, in the
-same run), and bench_middleware.py on a quiet machine for microseconds.
+Timings on a shared 2-core machine move by 2-4x with what else runs; instruction counts do not
+move with the load. Children run with ``PYTHONHASHSEED=0``; what is left (the garbage
+collector's timing, memory layout) moved a variant by up to about 1,500 instructions per
+request between runs here, so compare differences larger than that. Counts are no substitute
+for time: a syscall or a cache miss costs more than its instructions say. Use them to compare
+code (this copy against ``--ab REF``, in the same run), and bench_middleware.py on a quiet
+machine for microseconds.
 
 Each figure is one variant's app run ``--requests`` times in a child process under callgrind,
 minus the same child running a third as many: the difference divided by the requests between
@@ -82,7 +84,8 @@ def instructions(framework: str, variant: str, n: int, ab: str | None, telemetry
     ]
     if ab is not None:
         cmd += ["--ab", ab]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # one dict layout for every child
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     m = re.search(r"Collected : (\d+)", proc.stderr)
     if proc.returncode != 0 or m is None:
         raise SystemExit(f"count_middleware: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
