@@ -242,11 +242,14 @@ def test_page_views_are_counted_as_real_traffic() -> None:
     assert rows[("new-checkout", served["new-checkout"])]["requests"] == 2
 
 
-def test_simulate_sends_200_requests_through_the_middleware_with_errors_on_on() -> None:
+def test_simulate_sends_200_requests_through_the_middleware_with_errors_on_on(
+    tmp_path: Path,
+) -> None:
     """POST /simulate runs 200 requests from new subjects through the demo's middleware: the
     book counts them per variant, one in ten served new-checkout=on failed (and each failure
-    is a different subject), and the page shows the figures, labelled as simulated."""
-    app = make_app(watch=False)
+    is a different subject), and the page shows the figures, labelled as simulated. (The
+    example file without its date ramp: from 2026-12-10 the ramp serves everyone on.)"""
+    app = make_app(timeless_flags(tmp_path), watch=False)
     status, headers, _ = _wsgi(app, "/simulate", "POST")
     assert status == "303 See Other"
     assert headers["Location"] == "/#outcomes"
