@@ -89,20 +89,49 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _changed_part(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``new`` with only the flags that differ from ``old`` (both parsed canonical JSON), or
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """True if ``value`` holds only dicts with str keys, lists and JSON scalars (what
+    ``json.loads`` returns): ``_jsonable`` would copy it unchanged, so it need not."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v) for v in value)
+    return kind in _SCALARS
+
+
+@dataclass(frozen=True, slots=True)
+class _Prints:
+    """A document's fingerprints (``repr``, as the loader's): all but its flags, and each
+    flag. Taken from the live document before an update edits it in place."""
+
+    rest: str
+    flags: dict[str, str]
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> _Prints | None:
+        flags = data.get("flags")
+        if not isinstance(flags, Mapping):
+            return None
+        rest = repr({k: v for k, v in data.items() if k != "flags"})
+        return cls(rest, {k: repr(v) for k, v in flags.items()})
+
+
+def _changed_part(new: Mapping[str, Any], old: _Prints) -> dict[str, Any] | None:
+    """``new`` with only the flags that differ from ``old`` (the live document's prints), or
     None when more than flags changed (segments, flags added or removed): validate it whole.
     Validating a flag needs only itself and the segment names, so the part is valid iff the
     whole is, given a valid ``old``."""
-    new_flags, old_flags = new.get("flags"), old.get("flags")
-    if not isinstance(new_flags, Mapping) or not isinstance(old_flags, Mapping):
+    new_flags = new.get("flags")
+    if not isinstance(new_flags, Mapping):
         return None
     rest = {k: v for k, v in new.items() if k != "flags"}
-    if repr(rest) != repr({k: v for k, v in old.items() if k != "flags"}):
+    if repr(rest) != old.rest or new_flags.keys() != old.flags.keys():
         return None
-    if new_flags.keys() != old_flags.keys():
-        return None
-    changed = {k: v for k, v in new_flags.items() if repr(v) != repr(old_flags[k])}
+    changed = {k: v for k, v in new_flags.items() if repr(v) != old.flags[k]}
     return {**rest, "flags": changed}
 
 
@@ -111,7 +140,8 @@ def canonical(data: Mapping[str, Any]) -> str:
 
     Two documents that mean the same have the same canonical form, hence the same sha.
     """
-    return json.dumps(_jsonable(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    plain = data if _is_plain(data) else _jsonable(data)  # the same text, without a copy
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def sha_of(text: str) -> str:
@@ -280,12 +310,12 @@ class Store:
         by: str | None,
         expect: int | None,
         publish: bool = True,
-        live: Mapping[str, Any] | None = None,
+        live: _Prints | None = None,
     ) -> Document:
         text = canonical(data)
         # the runtime's loader, on what processes will read: the store never holds a
-        # document a process would reject (an update of ``live``, validated when it was
-        # written, validates what it changes: a one-flag kill costs one flag)
+        # document a process would reject (an update of the live document, validated when it
+        # was written, validates what it changes: a one-flag kill costs one flag)
         parsed = json.loads(text)
         part = None if live is None else _changed_part(parsed, live)
         load(parsed if part is None else part)
@@ -339,9 +369,11 @@ class Store:
                     f"no flag document in namespace {self.namespace!r}: "
                     "push one first (rampup push flags.toml --redis URL)"
                 )
-            data = change(json.loads(json.dumps(live.data)))  # a deep copy to edit
+            prints = _Prints.of(live.data)
+            # live.data is this call's own parse of the document: edited in place, no copy
+            data = change(dict(live.data))
             try:
-                return self._write(data, reason=reason, by=by, expect=live.version, live=live.data)
+                return self._write(data, reason=reason, by=by, expect=live.version, live=prints)
             except StoreConflict:
                 continue
         raise StoreError(f"gave up after {retries} conflicting writes; retry")
