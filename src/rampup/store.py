@@ -214,6 +214,18 @@ def undone_kills(live: Document | None, data: Mapping[str, Any]) -> list[str]:
     return sorted(live.killed() - new)
 
 
+def _from_entry(e: Mapping[str, Any]) -> Document:
+    """A history list entry (JSON, its document as JSON text inside) as a Document."""
+    return Document(
+        int(e["version"]),
+        e["sha"],
+        json.loads(e["doc"]),
+        float(e.get("updated_at") or 0),
+        e.get("by", ""),
+        e.get("reason", ""),
+    )
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -268,20 +280,13 @@ class Store:
 
     def history(self) -> list[Document]:
         """The last versions, newest first (at most :data:`HISTORY_LENGTH`)."""
-        out = []
-        for raw in self.client.lrange(self.history_key, 0, HISTORY_LENGTH - 1):
-            e = json.loads(raw)
-            out.append(
-                Document(
-                    int(e["version"]),
-                    e["sha"],
-                    json.loads(e["doc"]),
-                    float(e.get("updated_at") or 0),
-                    e.get("by", ""),
-                    e.get("reason", ""),
-                )
-            )
-        return out
+        return [_from_entry(e) for e in self._entries()]
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """The history list's entries, newest first, each document still JSON text."""
+        return [
+            json.loads(raw) for raw in self.client.lrange(self.history_key, 0, HISTORY_LENGTH - 1)
+        ]
 
     # -- writing -----------------------------------------------------------------------------
     def push(
@@ -410,24 +415,22 @@ class Store:
         self, to: int | None = None, *, reason: str = "", by: str | None = None
     ) -> Document:
         """Push an earlier version again as a new version (``to``: the previous one if None)."""
-        history = self.history()
-        live = history[0] if history else None
+        entries = self._entries()  # only the two documents used are parsed
+        versions = [int(e["version"]) for e in entries]
         if to is None:
-            if len(history) < 2:
+            if len(entries) < 2:
                 raise StoreError("nothing to roll back to: the history has one version or none")
-            target = history[1]
+            target = _from_entry(entries[1])
+        elif to in versions:
+            target = _from_entry(entries[versions.index(to)])
         else:
-            found = [d for d in history if d.version == to]
-            if not found:
-                versions = ", ".join(str(d.version) for d in history) or "none"
-                raise StoreError(f"version {to} is not in the history (kept: {versions})")
-            target = found[0]
+            kept = ", ".join(map(str, versions)) or "none"
+            raise StoreError(f"version {to} is not in the history (kept: {kept})")
+        live = _from_entry(entries[0])
         note = f"rollback to v{target.version}" + (f": {reason}" if reason else "")
-        return self.push(
-            target.data,
-            reason=note,
-            by=by,
-            expect=live.version if live is not None else None,
+        # the newest entry was validated when it was written: validate what differs from it
+        return self._write(
+            target.data, reason=note, by=by, expect=live.version, live=_Prints.of(live.data)
         )
 
     # -- acknowledgements --------------------------------------------------------------------
