@@ -43,7 +43,7 @@ import redis
 from .config import load
 from .engine import Snapshot
 from .errors import ConfigError, StoreError
-from .store import Document, Store, canonical, parse_url
+from .store import Document, Store, parse_url
 from .watching import StartsOnFirstRead
 
 __all__ = ["READY", "STALE", "STATUS_ERROR", "RedisSource", "live_sources"]
@@ -228,7 +228,7 @@ class RedisSource(StartsOnFirstRead):
             "updated_at": doc.updated_at,
             "by": doc.by,
             "reason": doc.reason,
-            "doc": json.loads(canonical(doc.data)),
+            "doc": doc.data,  # parsed from Redis: JSON already, in the order served
         }
         tmp = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}.tmp")
         try:

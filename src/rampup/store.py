@@ -89,20 +89,49 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _changed_part(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``new`` with only the flags that differ from ``old`` (both parsed canonical JSON), or
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """True if ``value`` holds only dicts with str keys, lists and JSON scalars (what
+    ``json.loads`` returns): ``_jsonable`` would copy it unchanged, so it need not."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v) for v in value)
+    return kind in _SCALARS
+
+
+@dataclass(frozen=True, slots=True)
+class _Prints:
+    """A document's fingerprints (``repr``, as the loader's): all but its flags, and each
+    flag. Taken from the live document before an update edits it in place."""
+
+    rest: str
+    flags: dict[str, str]
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> _Prints | None:
+        flags = data.get("flags")
+        if not isinstance(flags, Mapping):
+            return None
+        rest = repr({k: v for k, v in data.items() if k != "flags"})
+        return cls(rest, {k: repr(v) for k, v in flags.items()})
+
+
+def _changed_part(new: Mapping[str, Any], old: _Prints) -> dict[str, Any] | None:
+    """``new`` with only the flags that differ from ``old`` (the live document's prints), or
     None when more than flags changed (segments, flags added or removed): validate it whole.
     Validating a flag needs only itself and the segment names, so the part is valid iff the
     whole is, given a valid ``old``."""
-    new_flags, old_flags = new.get("flags"), old.get("flags")
-    if not isinstance(new_flags, Mapping) or not isinstance(old_flags, Mapping):
+    new_flags = new.get("flags")
+    if not isinstance(new_flags, Mapping):
         return None
     rest = {k: v for k, v in new.items() if k != "flags"}
-    if repr(rest) != repr({k: v for k, v in old.items() if k != "flags"}):
+    if repr(rest) != old.rest or new_flags.keys() != old.flags.keys():
         return None
-    if new_flags.keys() != old_flags.keys():
-        return None
-    changed = {k: v for k, v in new_flags.items() if repr(v) != repr(old_flags[k])}
+    changed = {k: v for k, v in new_flags.items() if repr(v) != old.flags[k]}
     return {**rest, "flags": changed}
 
 
@@ -111,7 +140,8 @@ def canonical(data: Mapping[str, Any]) -> str:
 
     Two documents that mean the same have the same canonical form, hence the same sha.
     """
-    return json.dumps(_jsonable(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    plain = data if _is_plain(data) else _jsonable(data)  # the same text, without a copy
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def sha_of(text: str) -> str:
@@ -184,6 +214,18 @@ def undone_kills(live: Document | None, data: Mapping[str, Any]) -> list[str]:
     return sorted(live.killed() - new)
 
 
+def _from_entry(e: Mapping[str, Any]) -> Document:
+    """A history list entry (JSON, its document as JSON text inside) as a Document."""
+    return Document(
+        int(e["version"]),
+        e["sha"],
+        json.loads(e["doc"]),
+        float(e.get("updated_at") or 0),
+        e.get("by", ""),
+        e.get("reason", ""),
+    )
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -238,20 +280,13 @@ class Store:
 
     def history(self) -> list[Document]:
         """The last versions, newest first (at most :data:`HISTORY_LENGTH`)."""
-        out = []
-        for raw in self.client.lrange(self.history_key, 0, HISTORY_LENGTH - 1):
-            e = json.loads(raw)
-            out.append(
-                Document(
-                    int(e["version"]),
-                    e["sha"],
-                    json.loads(e["doc"]),
-                    float(e.get("updated_at") or 0),
-                    e.get("by", ""),
-                    e.get("reason", ""),
-                )
-            )
-        return out
+        return [_from_entry(e) for e in self._entries()]
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """The history list's entries, newest first, each document still JSON text."""
+        return [
+            json.loads(raw) for raw in self.client.lrange(self.history_key, 0, HISTORY_LENGTH - 1)
+        ]
 
     # -- writing -----------------------------------------------------------------------------
     def push(
@@ -280,12 +315,12 @@ class Store:
         by: str | None,
         expect: int | None,
         publish: bool = True,
-        live: Mapping[str, Any] | None = None,
+        live: _Prints | None = None,
     ) -> Document:
         text = canonical(data)
         # the runtime's loader, on what processes will read: the store never holds a
-        # document a process would reject (an update of ``live``, validated when it was
-        # written, validates what it changes: a one-flag kill costs one flag)
+        # document a process would reject (an update of the live document, validated when it
+        # was written, validates what it changes: a one-flag kill costs one flag)
         parsed = json.loads(text)
         part = None if live is None else _changed_part(parsed, live)
         load(parsed if part is None else part)
@@ -339,9 +374,11 @@ class Store:
                     f"no flag document in namespace {self.namespace!r}: "
                     "push one first (rampup push flags.toml --redis URL)"
                 )
-            data = change(json.loads(json.dumps(live.data)))  # a deep copy to edit
+            prints = _Prints.of(live.data)
+            # live.data is this call's own parse of the document: edited in place, no copy
+            data = change(dict(live.data))
             try:
-                return self._write(data, reason=reason, by=by, expect=live.version, live=live.data)
+                return self._write(data, reason=reason, by=by, expect=live.version, live=prints)
             except StoreConflict:
                 continue
         raise StoreError(f"gave up after {retries} conflicting writes; retry")
@@ -378,24 +415,22 @@ class Store:
         self, to: int | None = None, *, reason: str = "", by: str | None = None
     ) -> Document:
         """Push an earlier version again as a new version (``to``: the previous one if None)."""
-        history = self.history()
-        live = history[0] if history else None
+        entries = self._entries()  # only the two documents used are parsed
+        versions = [int(e["version"]) for e in entries]
         if to is None:
-            if len(history) < 2:
+            if len(entries) < 2:
                 raise StoreError("nothing to roll back to: the history has one version or none")
-            target = history[1]
+            target = _from_entry(entries[1])
+        elif to in versions:
+            target = _from_entry(entries[versions.index(to)])
         else:
-            found = [d for d in history if d.version == to]
-            if not found:
-                versions = ", ".join(str(d.version) for d in history) or "none"
-                raise StoreError(f"version {to} is not in the history (kept: {versions})")
-            target = found[0]
+            kept = ", ".join(map(str, versions)) or "none"
+            raise StoreError(f"version {to} is not in the history (kept: {kept})")
+        live = _from_entry(entries[0])
         note = f"rollback to v{target.version}" + (f": {reason}" if reason else "")
-        return self.push(
-            target.data,
-            reason=note,
-            by=by,
-            expect=live.version if live is not None else None,
+        # the newest entry was validated when it was written: validate what differs from it
+        return self._write(
+            target.data, reason=note, by=by, expect=live.version, live=_Prints.of(live.data)
         )
 
     # -- acknowledgements --------------------------------------------------------------------

@@ -147,7 +147,9 @@ def test_boot_falls_back_to_the_cache_file_then_the_bundled_file(
     cache = tmp_path / "flags.cache.json"
     store.push(doc(killed=("dark-mode",)))
     first = RedisSource(redis_server.url, "shop", cache_path=cache, watch=False)
-    assert json.loads(cache.read_text())["sha"] == first.sha
+    cached = json.loads(cache.read_text())
+    assert cached["sha"] == first.sha
+    assert cached["doc"] == store.get().data  # type: ignore[union-attr]
     first.close()
     redis_server.stop()
     from_cache = RedisSource(redis_server.url, "shop", cache_path=cache, watch=False)

@@ -49,6 +49,54 @@ def test_sha_ignores_key_order() -> None:
     assert sha_of(canonical(a)) == sha_of(canonical(b))
 
 
+def test_canonical_text_is_the_same_with_or_without_a_converted_copy() -> None:
+    """A plain JSON document is written as it is, anything else through ``_jsonable`` (dates,
+    tuples, keys that are not str, other mappings): the text is what the copy gives."""
+    import json
+    from collections import OrderedDict
+    from datetime import date, datetime, timezone
+    from types import MappingProxyType
+
+    from rampup.store import _is_plain, _jsonable
+
+    def slow(data: object) -> str:
+        return json.dumps(
+            _jsonable(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+
+    plain = {"version": 1, "flags": {"b": {"default": "on", "w": [1, 2.5, None, True, "é"]}}}
+    converted = [
+        {"flags": {"x": {"until": datetime(2030, 1, 2, tzinfo=timezone.utc)}}},
+        {"flags": {"x": {"on": date(2030, 1, 2), "tags": ("a", "b")}}},
+        {"flags": {True: {"default": "on"}, None: {}, 2: {}, 10: {}}},
+        {"flags": OrderedDict(x={"default": "on"})},
+        {"flags": MappingProxyType({"x": {"default": "on"}})},
+    ]
+    assert _is_plain(plain)
+    assert canonical(plain) == slow(plain)
+    for data in converted:
+        assert not _is_plain(data)
+        assert canonical(data) == slow(data)
+
+
+def test_an_update_leaves_no_trace_of_its_edit_in_what_it_read(store: Store) -> None:
+    """An update edits its own parse of the live document: a refused edit writes nothing, and
+    the next update starts from the live document again."""
+    store.push(doc())
+    before = store.get()
+
+    def refused(data: dict[str, object]) -> dict[str, object]:
+        data["flags"]["dark-mode"]["killed"] = True  # type: ignore[index]
+        raise StoreError("changed my mind")
+
+    with pytest.raises(StoreError, match="changed my mind"):
+        store.update(refused, reason="test")
+    assert store.get() == before
+    after = store.kill("new-checkout", reason="test")
+    assert after.killed() == {"new-checkout"}
+    assert after.data == store.get().data  # type: ignore[union-attr]
+
+
 def test_compare_and_set_conflict_names_the_last_writer(store: Store) -> None:
     """A push expecting an older version fails with StoreConflict naming who wrote last."""
     store.push(doc(), by="alice")

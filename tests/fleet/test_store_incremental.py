@@ -91,3 +91,33 @@ def test_an_update_that_adds_an_invalid_flag_is_refused(redis_url: str) -> None:
             store.update(add, reason="test")
     finally:
         store.close()
+
+
+def test_a_rollback_validates_what_differs_from_the_live_version(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rolling back a one-flag kill validates that flag; a rollback that changes a segment
+    validates the document whole. Either way it writes the old content as a new version."""
+    import rampup.store
+
+    seen: list[set[str]] = []
+
+    def recording_load(data: Any) -> rampup.Snapshot:
+        seen.append(set(data["flags"]))
+        return rampup.load(data)
+
+    store = Store(redis_url, "shop")
+    try:
+        first = store.push(with_segment())
+        store.kill("dark-mode", reason="test")
+        monkeypatch.setattr(rampup.store, "load", recording_load)
+        back = store.rollback(reason="test")
+        assert seen == [{"dark-mode"}]
+        assert (back.version, back.sha) == (3, first.sha)
+        store.push(doc(), reason="no segment")
+        seen.clear()
+        again = store.rollback(reason="test")
+        assert seen == [{"dark-mode", "new-checkout"}]
+        assert again.sha == first.sha
+    finally:
+        store.close()
