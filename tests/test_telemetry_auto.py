@@ -124,25 +124,14 @@ def flask_app(key: str) -> Any:
 
 def django_app(key: str) -> Any:
     pytest.importorskip("django")
-    import django
-    from django.apps import apps
-    from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     from django.http import HttpResponse
     from django.test import override_settings
     from django.urls import path
 
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="django-test-secret",
-            ALLOWED_HOSTS=["testserver", "127.0.0.1", "localhost"],
-            INSTALLED_APPS=["rampup.django"],
-            DATABASES={},
-            USE_TZ=True,
-        )
-    if not apps.ready:
-        django.setup()
+    from django_setup import configure_django
+
+    configure_django()
 
     def view(request: Any) -> HttpResponse:
         return HttpResponse(read_flags(request.flags, key, request.path))

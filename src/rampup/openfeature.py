@@ -604,13 +604,12 @@ class OpenFeatureBackend:
         # identity, and a new object per request would make them learn it on every request.
         value = details.value
         reason = str(details.reason or OFReason.UNKNOWN)
+        # type(value): 1, 1.0 and True are equal keys but different answers
+        memo_key = (key, details.variant, reason, type(value), value)
         try:
-            # type(value): 1, 1.0 and True are equal keys but different answers
-            memo_key: tuple[Any, ...] | None = (key, details.variant, reason, type(value), value)
-            hash(memo_key)
-        except TypeError:  # an object value (dict, list): built afresh
-            memo_key = None
-        d = self._memo.get(memo_key) if memo_key is not None else None
+            d, memoised = self._memo.get(memo_key), True
+        except TypeError:  # an object value (dict, list): unhashable, built afresh
+            d, memoised = None, False
         if d is not None:
             return d
         mapped = Reason.SPLIT if reason in self.split_reasons else _REASONS.get(reason)
@@ -621,7 +620,7 @@ class OpenFeatureBackend:
             Reason.RULE_MATCH if mapped is None else mapped,
             detail=f"openfeature: {reason}",
         )
-        if memo_key is not None:
+        if memoised:
             if len(self._memo) >= _MEMO_SIZE:  # bounded: a provider may answer many values
                 self._memo.clear()
             self._memo[memo_key] = d

@@ -24,24 +24,11 @@ pytest.importorskip("flask")
 pytest.importorskip("django")
 pytest.importorskip("fastapi")
 
-import django
-from django.apps import apps
-from django.conf import settings
-
 import rampup
+from django_setup import configure_django
 from rampup import Reason, Snapshot
 
-if not settings.configured:  # same set-up as test_django, whichever module runs first
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="django-test-secret",
-        ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=["rampup.django"],
-        DATABASES={},
-        USE_TZ=True,
-    )
-if not apps.ready:
-    django.setup()
+configure_django()
 
 FLAGS: dict[str, Any] = {
     "version": 1,

@@ -14,9 +14,7 @@ import pytest
 
 pytest.importorskip("django")
 
-import django
 from django.apps import apps
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.template import Context, Template
@@ -27,6 +25,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 
 import rampup
+from django_setup import configure_django
 from rampup import Reason, Snapshot
 from rampup.context import Flags, current
 from rampup.django import RampupMiddleware, flag_required
@@ -35,19 +34,8 @@ from rampup.django.conf import known_settings
 from rampup.django.middleware import DjangoView
 from rampup.subject import RequestAttributes, valid_anonymous_id
 
-# Configure Django once for the whole test session, whoever gets here first; every test then
-# applies its own settings with override_settings, so this composes with other test modules.
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="django-test-secret",
-        ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=["rampup.django"],
-        DATABASES={},
-        USE_TZ=True,
-    )
-if not apps.ready:
-    django.setup()
+# Every test applies its own settings with override_settings (see django_setup).
+configure_django()
 
 FLAGS: dict[str, Any] = {
     "version": 1,

@@ -15,9 +15,6 @@ pytest.importorskip("django")
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-import django
-from django.apps import apps
-from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.test import Client as DjangoClient
 from django.test import override_settings
@@ -27,6 +24,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
+
+from django_setup import configure_django
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient and warns when only httpx is installed.
@@ -38,19 +37,7 @@ from rampup._signing import sign
 from rampup.asgi import RampupMiddleware as ASGIMiddleware
 from rampup.flask import Rampup
 
-# The same one-time configuration as tests/adapters/test_django.py, whichever module runs first;
-# each test applies its own settings with override_settings.
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="django-test-secret",
-        ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=["rampup.django"],
-        DATABASES={},
-        USE_TZ=True,
-    )
-if not apps.ready:
-    django.setup()
+configure_django()
 
 SECRET = "framework-secret-0123456789-0123456789"
 NEW = "rotated-secret-new-0123456789-0123456789"

@@ -14,27 +14,13 @@ pytest.importorskip("django")
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from django.apps import apps
-from django.conf import settings
-
+from django_setup import configure_django
 from rampup.store import Store
 
 from .clients import PREFIX, DjangoClient, FlaskClient, StarletteClient, csrf_of
 from .conftest import EXAMPLE
 
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="django-test-secret",
-        ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=["rampup.django"],
-        DATABASES={},
-        USE_TZ=True,
-    )
-if not apps.ready:
-    import django
-
-    django.setup()
+configure_django()
 
 KINDS = {"flask": FlaskClient, "django": DjangoClient, "fastapi": StarletteClient}
 

@@ -84,25 +84,13 @@ def test_flask_config_takes_a_redis_url(shop: str) -> None:
 def test_django_settings_take_a_redis_url(shop: str) -> None:
     """settings.RAMPUP = {"FLAGS": "redis://..."} works like a file path."""
     pytest.importorskip("django")
-    from django.conf import settings
     from django.http import HttpResponse
     from django.test import Client, override_settings
     from django.urls import path
 
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="django-test-secret",
-            ALLOWED_HOSTS=["testserver"],
-            INSTALLED_APPS=["rampup.django"],
-            DATABASES={},
-            USE_TZ=True,
-        )
-    import django
-    from django.apps import apps
+    from django_setup import configure_django
 
-    if not apps.ready:
-        django.setup()
+    configure_django()
 
     def view(request: Any) -> HttpResponse:
         return HttpResponse(str(request.flags.enabled("new-checkout")))

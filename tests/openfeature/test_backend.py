@@ -338,3 +338,15 @@ def test_the_same_answer_is_the_same_decision_so_the_outcome_book_learns_it_once
     rows = {r["variant"]: r["requests"] for r in rampup.outcomes.report(book)}
     assert sum(rows.values()) == 40
     assert len(book._combos) == 2  # white-box: one combination per answer, not per request
+
+
+def test_an_object_value_is_served_though_it_cannot_be_memoised() -> None:
+    """An object answer (a dict: unhashable) is served each time, built afresh."""
+    api.set_provider_and_wait(
+        RampupProvider({"flags": {"cfg": {"variants": {"a": {"x": [1]}, "b": {}}, "default": "a"}}})
+    )
+    backend = OpenFeatureBackend(api.get_client(), types={"cfg": "object"})
+    first, second = (backend.decide("cfg", Subject(f"u{i}")) for i in range(2))
+    assert (first.variant, first.value, str(first.reason)) == ("a", {"x": [1]}, "DEFAULT")
+    assert second == first
+    assert second is not first
